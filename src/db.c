@@ -1,0 +1,413 @@
+/*
+ * db.c - SQLite: connection set-up, schema migrations, receive-stage
+ * statements.
+ *
+ * DESIGN: SQLite is the single source of truth for every state. Every
+ * thread has its own connection; writers use BEGIN IMMEDIATE so that a busy
+ * database waits (busy_timeout) instead of failing in the middle of a
+ * transaction. synchronous=FULL: a commit is on disk before the C-STORE
+ * response leaves. The schema version is PRAGMA user_version; migrations
+ * are an append-only array, each run in its own transaction.
+ */
+#include "db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct db {
+	sqlite3 *h;
+};
+
+static const char *const migrations[] = {
+	/* 1: receive stage */
+	"CREATE TABLE studies ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_uid TEXT NOT NULL UNIQUE,"
+	"  state TEXT NOT NULL DEFAULT 'receiving'"
+	"    CHECK (state IN ('receiving','complete')),"
+	"  patient_id TEXT NOT NULL DEFAULT '', patient_name TEXT NOT NULL DEFAULT '',"
+	"  patient_birth_date TEXT NOT NULL DEFAULT '', patient_sex TEXT NOT NULL DEFAULT '',"
+	"  patient_age TEXT NOT NULL DEFAULT '', accession TEXT NOT NULL DEFAULT '',"
+	"  study_date TEXT NOT NULL DEFAULT '', study_time TEXT NOT NULL DEFAULT '',"
+	"  study_description TEXT NOT NULL DEFAULT '',"
+	"  modalities TEXT NOT NULL DEFAULT '',"
+	"  calling_ae TEXT NOT NULL DEFAULT '',"
+	"  instance_count INTEGER NOT NULL DEFAULT 0,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  first_received_at INTEGER NOT NULL,"
+	"  last_received_at INTEGER NOT NULL,"
+	"  opened_at INTEGER NOT NULL,"
+	"  completed_at INTEGER,"
+	"  generation INTEGER NOT NULL DEFAULT 1"
+	");"
+	"CREATE INDEX studies_state ON studies(state, last_received_at);"
+	"CREATE INDEX studies_received ON studies(last_received_at);"
+	"CREATE TABLE instances ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,"
+	"  sop_uid TEXT NOT NULL UNIQUE,"
+	"  series_uid TEXT NOT NULL,"
+	"  sop_class_uid TEXT NOT NULL,"
+	"  transfer_syntax TEXT NOT NULL,"
+	"  path TEXT NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  modality TEXT NOT NULL DEFAULT '', body_part TEXT NOT NULL DEFAULT '',"
+	"  laterality TEXT NOT NULL DEFAULT '', view_position TEXT NOT NULL DEFAULT '',"
+	"  image_type TEXT NOT NULL DEFAULT '', presentation_intent TEXT NOT NULL DEFAULT '',"
+	"  patient_id TEXT NOT NULL DEFAULT '', patient_name TEXT NOT NULL DEFAULT '',"
+	"  patient_birth_date TEXT NOT NULL DEFAULT '', patient_age TEXT NOT NULL DEFAULT '',"
+	"  patient_sex TEXT NOT NULL DEFAULT '', accession TEXT NOT NULL DEFAULT '',"
+	"  study_date TEXT NOT NULL DEFAULT '', study_description TEXT NOT NULL DEFAULT '',"
+	"  series_description TEXT NOT NULL DEFAULT '',"
+	"  series_number TEXT NOT NULL DEFAULT '', instance_number TEXT NOT NULL DEFAULT '',"
+	"  requested_priority TEXT NOT NULL DEFAULT '',"
+	"  dimse_priority INTEGER,"
+	"  rows INTEGER NOT NULL DEFAULT 0, columns INTEGER NOT NULL DEFAULT 0,"
+	"  frames INTEGER NOT NULL DEFAULT 0,"
+	"  calling_ae TEXT NOT NULL DEFAULT '', peer_ip TEXT NOT NULL DEFAULT '',"
+	"  received_at INTEGER NOT NULL,"
+	"  generation INTEGER NOT NULL DEFAULT 1"
+	");"
+	"CREATE INDEX instances_study ON instances(study_id);"
+	"CREATE INDEX instances_received ON instances(received_at);",
+};
+
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+sqlite3 *
+db_handle(struct db *db)
+{
+	return db->h;
+}
+
+struct db *
+db_close(struct db *db)
+{
+	if (!db)
+		return NULL;
+	if (db->h)
+		sqlite3_close_v2(db->h);
+	free(db);
+	return NULL;
+}
+
+int
+db_exec(struct db *db, const char *sql)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_err("database: %s: %s", msg ? msg : "error",
+		    strlen(sql) > 60 ? "(statement)" : sql);
+		sqlite3_free(msg);
+		return -EIO;
+	}
+	return 0;
+}
+
+int db_begin(struct db *db) { return db_exec(db, "BEGIN IMMEDIATE"); }
+int db_commit(struct db *db) { return db_exec(db, "COMMIT"); }
+
+int
+db_rollback(struct db *db)
+{
+	if (sqlite3_get_autocommit(db->h))
+		return 0;
+	return db_exec(db, "ROLLBACK");
+}
+
+int
+db_schema_version(struct db *db)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int
+migrate(struct db *db, char *err, size_t errlen)
+{
+	int v, r = 0;
+	char pragma[64];
+
+	if ((r = db_begin(db)) < 0) {
+		snprintf(err, errlen, "cannot lock database for migration: %s",
+		    sqlite3_errmsg(db->h));
+		return r;
+	}
+	v = db_schema_version(db);
+	if (v > NMIGRATIONS) {
+		snprintf(err, errlen, "database schema version %d is newer than this "
+		    "triaged (%d)", v, NMIGRATIONS);
+		r = -EPROTO;
+		goto done;
+	}
+	for (; v < NMIGRATIONS; v++) {
+		if (db_exec(db, migrations[v]) < 0) {
+			snprintf(err, errlen, "schema migration to version %d failed: %s",
+			    v + 1, sqlite3_errmsg(db->h));
+			r = -EIO;
+			goto done;
+		}
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", v + 1);
+		if ((r = db_exec(db, pragma)) < 0)
+			goto done;
+		log_info("database schema migrated to version %d", v + 1);
+	}
+done:
+	if (r < 0)
+		(void)db_rollback(db);
+	else
+		r = db_commit(db);
+	return r;
+}
+
+int
+db_open(const char *path, unsigned flags, struct db **out, char *err, size_t errlen)
+{
+	struct db *db;
+	int oflags, r, v;
+
+	db = calloc(1, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	oflags = (flags & DB_READONLY) ? SQLITE_OPEN_READONLY :
+	    SQLITE_OPEN_READWRITE | ((flags & DB_MIGRATE) ? SQLITE_OPEN_CREATE : 0);
+	oflags |= SQLITE_OPEN_NOMUTEX;
+	if (sqlite3_open_v2(path, &db->h, oflags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+		    db->h ? sqlite3_errmsg(db->h) : "out of memory");
+		r = -ENOENT;
+		goto fail;
+	}
+	sqlite3_busy_timeout(db->h, 15000);
+	sqlite3_extended_result_codes(db->h, 1);
+	if (!(flags & DB_READONLY) &&
+	    (db_exec(db, "PRAGMA journal_mode=WAL") < 0 ||
+	     db_exec(db, "PRAGMA synchronous=FULL") < 0)) {
+		snprintf(err, errlen, "cannot set up database %s: %s", path,
+		    sqlite3_errmsg(db->h));
+		r = -EIO;
+		goto fail;
+	}
+	(void)db_exec(db, "PRAGMA foreign_keys=ON");
+	if (flags & DB_MIGRATE) {
+		if ((r = migrate(db, err, errlen)) < 0)
+			goto fail;
+	} else {
+		v = db_schema_version(db);
+		if (v != DB_SCHEMA_VERSION) {
+			snprintf(err, errlen, "database %s has schema version %d, this "
+			    "program needs %d (start triaged once to migrate it)",
+			    path, v, DB_SCHEMA_VERSION);
+			r = -EPROTO;
+			goto fail;
+		}
+	}
+	*out = db;
+	return 0;
+fail:
+	db_close(db);
+	return r;
+}
+
+static int
+bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s ? s : "", -1, SQLITE_STATIC);
+}
+
+int
+db_instance_lookup(struct db *db, const char *sop_uid, char *study_uid)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (sqlite3_prepare_v2(db->h,
+	    "SELECT s.study_uid FROM instances i JOIN studies s ON s.id = i.study_id "
+	    "WHERE i.sop_uid = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	bind_text(st, 1, sop_uid);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		if (study_uid)
+			snprintf(study_uid, DICOM_UID_LEN + 1, "%s",
+			    (const char *)sqlite3_column_text(st, 0));
+		r = 1;
+	} else {
+		r = r == SQLITE_DONE ? 0 : -EIO;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+db_instance_insert(struct db *db, const struct db_instance *in)
+{
+	static const char study_sql[] =
+	    "INSERT INTO studies (study_uid, patient_id, patient_name, patient_birth_date,"
+	    " patient_sex, patient_age, accession, study_date, study_time, study_description,"
+	    " modalities, calling_ae, instance_count, bytes, first_received_at,"
+	    " last_received_at, opened_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?14, ?14, ?14)"
+	    " ON CONFLICT (study_uid) DO UPDATE SET"
+	    "  state = 'receiving',"
+	    "  generation = generation + (state = 'complete'),"
+	    "  opened_at = CASE WHEN state = 'complete' THEN excluded.opened_at ELSE opened_at END,"
+	    "  instance_count = instance_count + 1,"
+	    "  bytes = bytes + excluded.bytes,"
+	    "  first_received_at = min(first_received_at, excluded.first_received_at),"
+	    "  last_received_at = max(last_received_at, excluded.last_received_at),"
+	    "  modalities = CASE"
+	    "   WHEN excluded.modalities = '' OR instr('\\' || modalities || '\\',"
+	    "        '\\' || excluded.modalities || '\\') > 0 THEN modalities"
+	    "   WHEN modalities = '' THEN excluded.modalities"
+	    "   ELSE modalities || '\\' || excluded.modalities END"
+	    " RETURNING id, generation";
+	static const char inst_sql[] =
+	    "INSERT INTO instances (study_id, sop_uid, series_uid, sop_class_uid,"
+	    " transfer_syntax, path, size, modality, body_part, laterality, view_position,"
+	    " image_type, presentation_intent, patient_id, patient_name, patient_birth_date,"
+	    " patient_age, patient_sex, accession, study_date, study_description,"
+	    " series_description, series_number, instance_number, requested_priority,"
+	    " dimse_priority, rows, columns, frames, calling_ae, peer_ip, received_at,"
+	    " generation) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28,"
+	    " ?29, ?30, ?31, ?32, ?33)";
+	const struct dicom_meta *m = in->meta;
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 study_id = 0, generation = 1;
+	int r;
+
+	if ((r = db_begin(db)) < 0)
+		return r;
+
+	/* the SOP Instance UID first: a duplicate must not touch its study */
+	r = db_instance_lookup(db, m->sop_uid, NULL);
+	if (r != 0) {
+		r = r > 0 ? -EEXIST : r;
+		goto done;
+	}
+
+	r = -EIO;
+	if (sqlite3_prepare_v2(db->h, study_sql, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	bind_text(st, 1, m->study_uid);
+	bind_text(st, 2, m->patient_id);
+	bind_text(st, 3, m->patient_name);
+	bind_text(st, 4, m->patient_birth_date);
+	bind_text(st, 5, m->patient_sex);
+	bind_text(st, 6, m->patient_age);
+	bind_text(st, 7, m->accession);
+	bind_text(st, 8, m->study_date);
+	bind_text(st, 9, m->study_time);
+	bind_text(st, 10, m->study_description);
+	bind_text(st, 11, m->modality);
+	bind_text(st, 12, in->calling_ae);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)in->size);
+	sqlite3_bind_int64(st, 14, in->received_at);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		goto done;
+	study_id = sqlite3_column_int64(st, 0);
+	generation = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	st = NULL;
+
+	if (sqlite3_prepare_v2(db->h, inst_sql, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_int64(st, 1, study_id);
+	bind_text(st, 2, m->sop_uid);
+	bind_text(st, 3, m->series_uid);
+	bind_text(st, 4, m->sop_class_uid);
+	bind_text(st, 5, m->transfer_syntax);
+	bind_text(st, 6, in->path);
+	sqlite3_bind_int64(st, 7, (sqlite3_int64)in->size);
+	bind_text(st, 8, m->modality);
+	bind_text(st, 9, m->body_part);
+	bind_text(st, 10, m->laterality);
+	bind_text(st, 11, m->view_position);
+	bind_text(st, 12, m->image_type);
+	bind_text(st, 13, m->presentation_intent);
+	bind_text(st, 14, m->patient_id);
+	bind_text(st, 15, m->patient_name);
+	bind_text(st, 16, m->patient_birth_date);
+	bind_text(st, 17, m->patient_age);
+	bind_text(st, 18, m->patient_sex);
+	bind_text(st, 19, m->accession);
+	bind_text(st, 20, m->study_date);
+	bind_text(st, 21, m->study_description);
+	bind_text(st, 22, m->series_description);
+	bind_text(st, 23, m->series_number);
+	bind_text(st, 24, m->instance_number);
+	bind_text(st, 25, m->requested_priority);
+	if (in->dimse_priority >= 0)
+		sqlite3_bind_int(st, 26, in->dimse_priority);
+	else
+		sqlite3_bind_null(st, 26);
+	sqlite3_bind_int64(st, 27, m->rows);
+	sqlite3_bind_int64(st, 28, m->columns);
+	sqlite3_bind_int64(st, 29, m->frames);
+	bind_text(st, 30, in->calling_ae);
+	bind_text(st, 31, in->peer_ip);
+	sqlite3_bind_int64(st, 32, in->received_at);
+	sqlite3_bind_int64(st, 33, generation);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		if (sqlite3_extended_errcode(db->h) == SQLITE_CONSTRAINT_UNIQUE)
+			r = -EEXIST;
+		goto done;
+	}
+	r = 0;
+done:
+	if (r == -EIO)
+		log_err("database: recording sop=%s: %s", m->sop_uid, sqlite3_errmsg(db->h));
+	sqlite3_finalize(st);
+	if (r < 0) {
+		(void)db_rollback(db);
+		return r;
+	}
+	return db_commit(db);
+}
+
+int
+db_studies_complete_due(struct db *db, int64_t now, int stable_s, int force_s,
+                        db_study_fn fn, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0, r;
+
+	if (sqlite3_prepare_v2(db->h,
+	    "UPDATE studies SET state = 'complete', completed_at = ?1"
+	    " WHERE state = 'receiving'"
+	    "  AND (last_received_at <= ?1 - ?2 OR opened_at <= ?1 - ?3)"
+	    " RETURNING study_uid, instance_count, generation, last_received_at > ?1 - ?2",
+	    -1, &st, NULL) != SQLITE_OK) {
+		log_err("database: %s", sqlite3_errmsg(db->h));
+		return -EIO;
+	}
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_int(st, 2, stable_s);
+	sqlite3_bind_int(st, 3, force_s);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		n++;
+		if (fn)
+			fn(arg, (const char *)sqlite3_column_text(st, 0),
+			    sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+			    sqlite3_column_int(st, 3) != 0);
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		log_err("database: completing studies: %s", sqlite3_errmsg(db->h));
+		return -EIO;
+	}
+	return n;
+}

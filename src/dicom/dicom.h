@@ -1,0 +1,173 @@
+/*
+ * dicom.h - the C face of everything DICOM. The implementation (dicom_*.cc)
+ * is the only C++ in the tree; no C++ type, exception or OFCondition crosses
+ * this header. Every function returns 0 or a negative errno and, where it
+ * can fail for a reason a person should read, fills ERR (ERRLEN bytes).
+ */
+#ifndef TRIAGED_DICOM_H
+#define TRIAGED_DICOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DICOM_UID_LEN   64
+#define DICOM_AE_LEN    16
+
+/*
+ * Process-wide set-up, once in main before any thread starts: data
+ * dictionary (fails if it cannot be loaded), decoders, DCMTK's log routed
+ * into log.c at WARN, reverse DNS off, SIGPIPE ignored.
+ */
+int  dicom_global_init(char *err, size_t errlen);
+void dicom_global_done(void);
+/* Route DCMTK's own log at LEVEL (syslog level) and above into log.c. */
+void dicom_log_setup(int level);
+
+/* ---- metadata of one stored instance ------------------------------------ */
+
+/* What is recorded per instance. Strings are UTF-8 (converted from the
+ * dataset's Specific Character Set), control characters replaced, always
+ * NUL-terminated; empty when absent. */
+struct dicom_meta {
+	char study_uid[DICOM_UID_LEN + 1];
+	char series_uid[DICOM_UID_LEN + 1];
+	char sop_uid[DICOM_UID_LEN + 1];
+	char sop_class_uid[DICOM_UID_LEN + 1];
+	char transfer_syntax[DICOM_UID_LEN + 1];
+	char modality[17];
+	char body_part[65];
+	char laterality[17];           /* ImageLaterality, else Laterality */
+	char view_position[17];
+	char image_type[129];          /* backslash-separated values */
+	char presentation_intent[33];
+	char patient_id[129];
+	char patient_name[325];
+	char patient_birth_date[17];
+	char patient_age[17];
+	char patient_sex[17];
+	char accession[33];
+	char study_date[17];
+	char study_time[33];
+	char study_description[129];
+	char series_description[129];
+	char series_number[17];
+	char instance_number[17];
+	char requested_priority[17];   /* Requested Procedure Priority / Study Priority ID */
+	char specific_charset[65];
+	uint32_t rows, columns, frames;
+	uint16_t bits_allocated, samples_per_pixel;
+	bool has_pixels;
+};
+
+/*
+ * Read the metadata of the Part 10 file PATH without loading the pixel data
+ * into memory, and check its structure: the file must parse to its end,
+ * Study/Series/SOP Instance UIDs must be present, and native pixel data
+ * must be as long as Rows x Columns x Samples x Bits x Frames demand.
+ * Returns 0; -EBADMSG (with ERR) for a dataset that is malformed; -ENOENT,
+ * -EIO for a file that cannot be read.
+ */
+int dicom_meta_read(const char *path, struct dicom_meta *m, char *err, size_t errlen);
+
+/* ---- the storage SCP ---------------------------------------------------- */
+
+enum dicom_reject {
+	DICOM_ACCEPT = 0,
+	DICOM_REJECT_CALLED_AE,        /* called AE title not recognized */
+	DICOM_REJECT_CALLING_AE,       /* calling AE title not recognized */
+	DICOM_REJECT_NO_REASON,
+	DICOM_REJECT_BUSY,             /* transient: local limit exceeded */
+};
+
+struct dicom_assoc_info {
+	char     calling_ae[DICOM_AE_LEN + 1];
+	char     called_ae[DICOM_AE_LEN + 1];
+	char     peer_ip[64];
+	uint64_t id;                   /* association serial number */
+	uint32_t peer_max_pdu;
+};
+
+struct dicom_store_req {
+	const struct dicom_assoc_info *assoc;
+	char     sop_class_uid[DICOM_UID_LEN + 1];     /* from the C-STORE-RQ */
+	char     sop_uid[DICOM_UID_LEN + 1];           /* from the C-STORE-RQ */
+	char     abstract_syntax[DICOM_UID_LEN + 1];   /* of the presentation context */
+	char     transfer_syntax[DICOM_UID_LEN + 1];   /* accepted on the context */
+	uint16_t message_id;
+	uint16_t priority;             /* 0 medium, 1 high, 2 low */
+	bool     uid_truncated;        /* a command UID was longer than 64 */
+};
+
+struct dicom_store_rsp {
+	uint16_t status;               /* DIMSE status, 0 = Success */
+	char     comment[65];          /* Error Comment (LO), sent when status != 0 */
+};
+
+/*
+ * What the SCP asks of the C side, per association (all called on that
+ * association's own thread).
+ */
+struct dicom_scp_ops {
+	/* A-ASSOCIATE-RQ received. Return DICOM_ACCEPT or a reason; may set
+	 * *ASSOC_DATA, handed to the other callbacks. */
+	enum dicom_reject (*assoc_begin)(void *ctx, const struct dicom_assoc_info *info,
+	                                 void **assoc_data);
+	/* A C-STORE-RQ command arrived. Fill TMP_PATH (TMPLEN) with the file
+	 * to receive into and return 0; or set RSP (refusal, e.g. A700) and
+	 * still give a TMP_PATH: the dataset must be read off the wire anyway
+	 * and the file is removed by the SCP. */
+	int  (*store_begin)(void *assoc_data, const struct dicom_store_req *req,
+	                    char *tmp_path, size_t tmplen, struct dicom_store_rsp *rsp);
+	/* The dataset is in TMP_PATH (closed, not fsynced). Take it or remove
+	 * it, and fill RSP. Only then the response is sent. */
+	void (*store_end)(void *assoc_data, const struct dicom_store_req *req,
+	                  const char *tmp_path, struct dicom_store_rsp *rsp);
+	/* Association over (released, aborted or rejected). */
+	void (*assoc_end)(void *assoc_data, const struct dicom_assoc_info *info,
+	                  const char *how);
+};
+
+struct dicom_scp_params {
+	const char *bind;              /* address to listen on, e.g. 0.0.0.0 or :: */
+	int         port;
+	int         max_associations;
+	uint32_t    max_pdu;
+	int         acse_timeout_s;
+	int         dimse_timeout_s;
+};
+
+struct dicom_scp;
+
+/* Open the listening socket (so a port in use fails at start, with ERR). */
+int  dicom_scp_open(const struct dicom_scp_params *p, const struct dicom_scp_ops *ops,
+                    void *ctx, struct dicom_scp **out, char *err, size_t errlen);
+/* The port actually bound (useful with port 0). */
+int  dicom_scp_port(const struct dicom_scp *scp);
+/* Change the association limit (SIGHUP). */
+void dicom_scp_set_max_associations(struct dicom_scp *scp, int max);
+/* Accept loop; blocks until dicom_scp_stop(). One thread per association. */
+int  dicom_scp_run(struct dicom_scp *scp);
+/* Ask the accept loop to return (async-signal-unsafe, thread-safe). */
+void dicom_scp_stop(struct dicom_scp *scp);
+/*
+ * Drain: idle associations are aborted at once; an association inside a
+ * C-STORE finishes it (the response is sent), then is aborted. Waits up to
+ * TIMEOUT_MS for all association threads to end. Returns the number of
+ * associations still running (0 = drained).
+ */
+int  dicom_scp_drain(struct dicom_scp *scp, int timeout_ms);
+/* Number of associations running now. */
+int  dicom_scp_active(struct dicom_scp *scp);
+/* Close the listening socket and free SCP (after a drain). NULL-tolerant. */
+struct dicom_scp *dicom_scp_free(struct dicom_scp *scp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,537 @@
+/*
+ * triagectl.c - inspect and steer the queue through the daemon's SQLite
+ * file; works while the daemon runs (WAL readers never block it) and while
+ * it is stopped.
+ *
+ * DESIGN: a table of {name, handler, usage}; each handler builds one cJSON
+ * document, printed as is with --json or as a table for people. Exit codes
+ * (design.md section 2): 0 ok, 1 failure, 2 usage, 3 not found.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "config.h"
+#include "db.h"
+#include "fs.h"
+#include "log.h"
+#include "spool.h"
+#include "uid.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NOTFOUND = 3 };
+
+struct ctl {
+	struct config *cfg;
+	struct db *db;
+	bool json;
+	const char *state;
+	const char *route;
+	int64_t since_s;        /* 0 = no limit */
+	long limit;
+	bool studies;
+	int argc;
+	char **argv;
+};
+
+static void
+iso_time(int64_t t, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t <= 0 || !gmtime_r(&tt, &tm)) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void
+age_str(int64_t secs, char *buf, size_t len)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, len, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(buf, len, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		snprintf(buf, len, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(buf, len, "%lldd", (long long)secs / 86400);
+}
+
+static const char *
+col_text(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return t ? (const char *)t : "";
+}
+
+static bool
+table_exists(struct ctl *c, const char *name)
+{
+	sqlite3_stmt *st;
+	bool yes = false;
+
+	if (sqlite3_prepare_v2(db_handle(c->db),
+	    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &st,
+	    NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+static int
+print_json(cJSON *doc)
+{
+	char *s = cJSON_Print(doc);
+
+	if (!s)
+		return EXIT_FAIL;
+	puts(s);
+	free(s);
+	return EXIT_OK;
+}
+
+static sqlite3_stmt *
+prepare(struct ctl *c, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(db_handle(c->db), sql, -1, &st, NULL) != SQLITE_OK) {
+		fprintf(stderr, "triagectl: database: %s\n", sqlite3_errmsg(db_handle(c->db)));
+		return NULL;
+	}
+	return st;
+}
+
+/* ---- status ------------------------------------------------------------- */
+
+static int
+cmd_status(struct ctl *c)
+{
+	cJSON *doc = cJSON_CreateObject(), *studies, *jobs, *hour;
+	sqlite3_stmt *st;
+	pid_t pid = 0;
+	int up, rc = EXIT_OK;
+	uint64_t spool_b = 0, free_b = 0;
+	int64_t now = (int64_t)time(NULL), oldest = 0;
+	long long n_receiving = 0, n_complete = 0, n_instances = 0;
+	long long hour_instances = 0, hour_bytes = 0;
+	char buf[64];
+
+	up = spool_lock_probe(c->cfg->storage.spool_dir, &pid);
+	cJSON_AddStringToObject(doc, "daemon", up > 0 ? "up" : "down");
+	if (up > 0)
+		cJSON_AddNumberToObject(doc, "pid", pid);
+
+	if ((st = prepare(c, "SELECT sum(state = 'receiving'), sum(state = 'complete'),"
+	    " min(CASE WHEN state = 'receiving' THEN opened_at END) FROM studies"))) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			n_receiving = sqlite3_column_int64(st, 0);
+			n_complete = sqlite3_column_int64(st, 1);
+			oldest = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	} else {
+		rc = EXIT_FAIL;
+	}
+	if ((st = prepare(c, "SELECT count(*), (SELECT count(*) FROM instances"
+	    " WHERE received_at > ?1 - 3600), (SELECT coalesce(sum(size), 0) FROM instances"
+	    " WHERE received_at > ?1 - 3600) FROM instances"))) {
+		sqlite3_bind_int64(st, 1, now);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			n_instances = sqlite3_column_int64(st, 0);
+			hour_instances = sqlite3_column_int64(st, 1);
+			hour_bytes = sqlite3_column_int64(st, 2);
+		}
+		sqlite3_finalize(st);
+	} else {
+		rc = EXIT_FAIL;
+	}
+	studies = cJSON_AddObjectToObject(doc, "studies");
+	cJSON_AddNumberToObject(studies, "receiving", (double)n_receiving);
+	cJSON_AddNumberToObject(studies, "complete", (double)n_complete);
+	cJSON_AddNumberToObject(doc, "instances", (double)n_instances);
+	jobs = cJSON_AddObjectToObject(doc, "jobs");
+	if (table_exists(c, "jobs") && (st = prepare(c,
+	    "SELECT state, count(*) FROM jobs GROUP BY state"))) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			cJSON_AddNumberToObject(jobs, col_text(st, 0),
+			    (double)sqlite3_column_int64(st, 1));
+		sqlite3_finalize(st);
+	}
+	cJSON_AddObjectToObject(doc, "dispatches");
+	cJSON_AddNumberToObject(doc, "oldest_receiving_age_s",
+	    oldest > 0 ? (double)(now - oldest) : 0);
+	{
+		char p[4096];
+		if (fs_path(p, sizeof(p), "%s/studies", c->cfg->storage.spool_dir) == 0)
+			(void)fs_du(p, &spool_b);
+	}
+	(void)fs_free_bytes(c->cfg->storage.spool_dir, &free_b);
+	cJSON_AddNumberToObject(doc, "spool_bytes", (double)spool_b);
+	cJSON_AddNumberToObject(doc, "free_bytes", (double)free_b);
+	hour = cJSON_AddObjectToObject(doc, "last_hour");
+	cJSON_AddNumberToObject(hour, "instances", (double)hour_instances);
+	cJSON_AddNumberToObject(hour, "bytes", (double)hour_bytes);
+
+	if (c->json) {
+		print_json(doc);
+	} else {
+		printf("daemon      %s", up > 0 ? "up" : "down");
+		if (up > 0)
+			printf(" (pid %ld)", (long)pid);
+		printf("\nstudies     %lld receiving, %lld complete\n", n_receiving, n_complete);
+		printf("instances   %lld\n", n_instances);
+		printf("jobs       ");
+		if (cJSON_GetArraySize(jobs) == 0)
+			printf(" none");
+		for (cJSON *j = jobs->child; j; j = j->next)
+			printf(" %s %d", j->string, j->valueint);
+		age_str(oldest > 0 ? now - oldest : 0, buf, sizeof(buf));
+		printf("\noldest receiving study  %s\n", oldest > 0 ? buf : "-");
+		printf("spool       %.1f MB used, %.1f MB free\n", spool_b / 1048576.0,
+		    free_b / 1048576.0);
+		printf("last hour   %lld instances, %.1f MB\n", hour_instances,
+		    hour_bytes / 1048576.0);
+	}
+	cJSON_Delete(doc);
+	return rc;
+}
+
+/* ---- list --------------------------------------------------------------- */
+
+static cJSON *
+study_json(sqlite3_stmt *st)
+{
+	/* columns: see STUDY_COLUMNS */
+	cJSON *o = cJSON_CreateObject();
+	char t[32];
+
+	cJSON_AddStringToObject(o, "study_uid", col_text(st, 0));
+	cJSON_AddStringToObject(o, "state", col_text(st, 1));
+	cJSON_AddNumberToObject(o, "instances", (double)sqlite3_column_int64(st, 2));
+	cJSON_AddStringToObject(o, "patient_id", col_text(st, 3));
+	cJSON_AddStringToObject(o, "accession", col_text(st, 4));
+	cJSON_AddStringToObject(o, "modality", col_text(st, 5));
+	cJSON_AddStringToObject(o, "study_date", col_text(st, 6));
+	cJSON_AddStringToObject(o, "study_description", col_text(st, 7));
+	cJSON_AddStringToObject(o, "calling_ae", col_text(st, 8));
+	iso_time(sqlite3_column_int64(st, 9), t, sizeof(t));
+	cJSON_AddStringToObject(o, "first_received", t);
+	iso_time(sqlite3_column_int64(st, 10), t, sizeof(t));
+	cJSON_AddStringToObject(o, "last_received", t);
+	iso_time(sqlite3_column_int64(st, 11), t, sizeof(t));
+	cJSON_AddStringToObject(o, "completed", t);
+	cJSON_AddNumberToObject(o, "bytes", (double)sqlite3_column_int64(st, 12));
+	cJSON_AddNumberToObject(o, "generation", (double)sqlite3_column_int64(st, 13));
+	return o;
+}
+
+#define STUDY_COLUMNS \
+	"study_uid, state, instance_count, patient_id, accession, modalities," \
+	" study_date, study_description, calling_ae, first_received_at," \
+	" last_received_at, completed_at, bytes, generation, id"
+
+static int
+list_studies(struct ctl *c)
+{
+	cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "studies");
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL);
+	int n = 0;
+
+	if (c->state && strcmp(c->state, "receiving") != 0 && strcmp(c->state, "complete") != 0) {
+		fprintf(stderr, "triagectl: study state is receiving or complete\n");
+		cJSON_Delete(doc);
+		return EXIT_USAGE;
+	}
+	st = prepare(c, "SELECT " STUDY_COLUMNS " FROM studies"
+	    " WHERE (?1 IS NULL OR state = ?1) AND (?2 = 0 OR last_received_at >= ?2)"
+	    " ORDER BY last_received_at DESC, id DESC LIMIT ?3");
+	if (!st) {
+		cJSON_Delete(doc);
+		return EXIT_FAIL;
+	}
+	if (c->state)
+		sqlite3_bind_text(st, 1, c->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, c->since_s ? now - c->since_s : 0);
+	sqlite3_bind_int64(st, 3, c->limit);
+	if (!c->json)
+		printf("%-10s %-5s %-8s %-16s %-16s %-8s %-6s %s\n", "STATE", "IMGS",
+		    "MODALITY", "ACCESSION", "PATIENT ID", "DATE", "AGE", "STUDY UID");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		n++;
+		if (c->json) {
+			cJSON_AddItemToArray(arr, study_json(st));
+			continue;
+		}
+		char age[16];
+		age_str(now - sqlite3_column_int64(st, 10), age, sizeof(age));
+		printf("%-10s %5lld %-8.8s %-16.16s %-16.16s %-8.8s %-6s %s\n",
+		    col_text(st, 1), (long long)sqlite3_column_int64(st, 2), col_text(st, 5),
+		    col_text(st, 4), col_text(st, 3), col_text(st, 6), age, col_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	if (c->json)
+		print_json(doc);
+	else if (n == 0)
+		printf("(no studies)\n");
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+static int
+cmd_list(struct ctl *c)
+{
+	cJSON *doc;
+
+	if (c->studies)
+		return list_studies(c);
+	/* jobs: made by the router (a later stage); none before it exists */
+	doc = cJSON_CreateObject();
+	cJSON_AddArrayToObject(doc, "jobs");
+	if (c->json)
+		print_json(doc);
+	else
+		printf("(no jobs)  -- triagectl list --studies lists received studies\n");
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+/* ---- show --------------------------------------------------------------- */
+
+static int
+show_study(struct ctl *c, const char *uid)
+{
+	cJSON *doc, *study, *arr;
+	sqlite3_stmt *st;
+	int64_t sid;
+	char t[32];
+
+	st = prepare(c, "SELECT " STUDY_COLUMNS " FROM studies WHERE study_uid = ?");
+	if (!st)
+		return EXIT_FAIL;
+	sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		fprintf(stderr, "triagectl: no study or job %s\n", uid);
+		return EXIT_NOTFOUND;
+	}
+	doc = cJSON_CreateObject();
+	study = study_json(st);
+	sid = sqlite3_column_int64(st, 14);
+	sqlite3_finalize(st);
+	cJSON_AddItemToObject(doc, "study", study);
+	arr = cJSON_AddArrayToObject(doc, "instances");
+
+	st = prepare(c, "SELECT sop_uid, series_uid, sop_class_uid, transfer_syntax, path,"
+	    " size, modality, body_part, laterality, view_position, calling_ae, peer_ip,"
+	    " received_at, series_number, instance_number, image_type, presentation_intent,"
+	    " rows, columns, generation FROM instances WHERE study_id = ?"
+	    " ORDER BY series_uid, CAST(instance_number AS INTEGER), id");
+	if (!st) {
+		cJSON_Delete(doc);
+		return EXIT_FAIL;
+	}
+	sqlite3_bind_int64(st, 1, sid);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "sop_instance_uid", col_text(st, 0));
+		cJSON_AddStringToObject(o, "series_uid", col_text(st, 1));
+		cJSON_AddStringToObject(o, "sop_class_uid", col_text(st, 2));
+		cJSON_AddStringToObject(o, "transfer_syntax", col_text(st, 3));
+		cJSON_AddStringToObject(o, "path", col_text(st, 4));
+		cJSON_AddNumberToObject(o, "size", (double)sqlite3_column_int64(st, 5));
+		cJSON_AddStringToObject(o, "modality", col_text(st, 6));
+		cJSON_AddStringToObject(o, "body_part", col_text(st, 7));
+		cJSON_AddStringToObject(o, "laterality", col_text(st, 8));
+		cJSON_AddStringToObject(o, "view_position", col_text(st, 9));
+		cJSON_AddStringToObject(o, "calling_ae", col_text(st, 10));
+		cJSON_AddStringToObject(o, "peer_ip", col_text(st, 11));
+		iso_time(sqlite3_column_int64(st, 12), t, sizeof(t));
+		cJSON_AddStringToObject(o, "received_at", t);
+		cJSON_AddStringToObject(o, "series_number", col_text(st, 13));
+		cJSON_AddStringToObject(o, "instance_number", col_text(st, 14));
+		cJSON_AddStringToObject(o, "image_type", col_text(st, 15));
+		cJSON_AddStringToObject(o, "presentation_intent", col_text(st, 16));
+		cJSON_AddNumberToObject(o, "rows", (double)sqlite3_column_int64(st, 17));
+		cJSON_AddNumberToObject(o, "columns", (double)sqlite3_column_int64(st, 18));
+		cJSON_AddNumberToObject(o, "generation", (double)sqlite3_column_int64(st, 19));
+		cJSON_AddItemToArray(arr, o);
+	}
+	sqlite3_finalize(st);
+	cJSON_AddArrayToObject(doc, "jobs");
+	cJSON_AddArrayToObject(doc, "results");
+	cJSON_AddArrayToObject(doc, "dispatches");
+
+	if (c->json) {
+		print_json(doc);
+	} else {
+		cJSON *s = study;
+#define F(k) cJSON_GetStringValue(cJSON_GetObjectItem(s, k))
+		printf("study       %s\n", F("study_uid"));
+		printf("state       %s (generation %d)\n", F("state"),
+		    cJSON_GetObjectItem(s, "generation")->valueint);
+		printf("patient id  %s\naccession   %s\nmodality    %s\ndate        %s\n"
+		    "description %s\ncalling AE  %s\nreceived    %s .. %s\ncompleted   %s\n",
+		    F("patient_id"), F("accession"), F("modality"), F("study_date"),
+		    F("study_description"), F("calling_ae"), F("first_received"),
+		    F("last_received"), F("completed"));
+#undef F
+		printf("\ninstances (%d)\n", cJSON_GetArraySize(arr));
+		printf("  %-4s %-6s %-4s %-6s %-10s %-22s %s\n", "MOD", "BODY", "LAT", "VIEW",
+		    "SIZE", "TRANSFER SYNTAX", "SOP INSTANCE UID");
+		for (cJSON *o = arr->child; o; o = o->next) {
+#define G(k) cJSON_GetStringValue(cJSON_GetObjectItem(o, k))
+			printf("  %-4.4s %-6.6s %-4.4s %-6.6s %-10.0f %-22.22s %s\n", G("modality"),
+			    G("body_part"), G("laterality"), G("view_position"),
+			    cJSON_GetObjectItem(o, "size")->valuedouble, G("transfer_syntax"),
+			    G("sop_instance_uid"));
+#undef G
+		}
+		printf("\njobs        none\nresults     none\ndispatches  none\n");
+	}
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+static int
+cmd_show(struct ctl *c)
+{
+	char u[UID_MAX + 1];
+
+	if (c->argc != 1) {
+		fprintf(stderr, "usage: triagectl show ID|STUDY_UID\n");
+		return EXIT_USAGE;
+	}
+	if (uid_normalize(c->argv[0], u) < 0) {
+		fprintf(stderr, "triagectl: %s is neither a job id nor a study UID\n",
+		    c->argv[0]);
+		return EXIT_NOTFOUND;
+	}
+	return show_study(c, u);
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static const struct command {
+	const char *name;
+	int (*fn)(struct ctl *);
+	const char *usage;
+} commands[] = {
+	{ "status", cmd_status, "status" },
+	{ "list", cmd_list, "list [--studies] [--state S] [--route R] [--since DURATION] [--limit N]" },
+	{ "show", cmd_show, "show ID|STUDY_UID" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: triagectl [-c FILE] COMMAND [--json]\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %s\n", commands[i].usage);
+	fprintf(f, "exit codes: 0 ok, 1 failure, 2 usage error, 3 not found\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "state", required_argument, NULL, 's' },
+		{ "route", required_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "studies", no_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ctl c = { .limit = 50 };
+	const char *path = getenv("TRIAGED_CONFIG");
+	const struct command *cmd = NULL;
+	char err[512], *end;
+	int o, rc;
+
+	if (!path)
+		path = "/etc/triaged/triaged.conf";
+	log_set_ident("triagectl");
+	log_set_level(LOG_ERR);
+	while ((o = getopt_long(argc, argv, "+c:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case 'j': c.json = true; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[optind], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		fprintf(stderr, "triagectl: unknown command %s\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	/* options may follow the command */
+	argc -= optind;
+	argv += optind;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case 'j': c.json = true; break;
+		case 's': c.state = optarg; break;
+		case 'r': c.route = optarg; break;
+		case 'T': c.studies = true; break;
+		case 'S':
+			if (config_parse_duration(optarg, &c.since_s) < 0) {
+				fprintf(stderr, "triagectl: --since wants a duration like 2h or 7d\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'l':
+			errno = 0;
+			c.limit = strtol(optarg, &end, 10);
+			if (errno || *end || c.limit < 1 || c.limit > 1000000) {
+				fprintf(stderr, "triagectl: --limit wants 1..1000000\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	c.argc = argc - optind;
+	c.argv = argv + optind;
+
+	if (config_load(path, &c.cfg, stderr) < 0)
+		return EXIT_FAIL;
+	if (db_open(c.cfg->storage.database, 0, &c.db, err, sizeof(err)) < 0) {
+		fprintf(stderr, "triagectl: %s\n", err);
+		config_unref(c.cfg);
+		return EXIT_FAIL;
+	}
+	rc = cmd->fn(&c);
+	db_close(c.db);
+	config_unref(c.cfg);
+	return rc;
+}

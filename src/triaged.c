@@ -1,0 +1,337 @@
+/*
+ * triaged.c - the daemon: options, configuration, start and stop of the
+ * stages, signals, sd_notify.
+ *
+ * DESIGN: the main thread owns signals (blocked everywhere, taken with
+ * sigtimedwait), the watchdog, reload and shutdown, and runs the once-a-
+ * second housekeeping (study completion). The receiver's accept loop runs
+ * in its own thread and starts one thread per association. Every stage
+ * keeps its state in SQLite, so start-up is the same code path as
+ * recovery: clean the spool's tmp/, re-index stored files that lack a row,
+ * then go on.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "db.h"
+#include "dicom/dicom.h"
+#include "fs.h"
+#include "log.h"
+#include "notify.h"
+#include "receiver.h"
+#include "spool.h"
+#include "study.h"
+
+#define DRAIN_TIMEOUT_MS 30000
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: triaged [-c FILE] [--check-config] [-v] [--version]\n"
+	    "  -c, --config FILE   configuration (default /etc/triaged/triaged.conf)\n"
+	    "      --check-config  validate the configuration and exit (0 ok, 1 errors)\n"
+	    "  -v, --verbose       log at debug level (or TRIAGED_LOG_LEVEL=debug)\n"
+	    "      --version       print the version and exit\n");
+}
+
+struct reconcile {
+	struct db *db;
+	unsigned indexed, known, foreign;
+};
+
+static int
+reconcile_one(void *arg, const char *study_uid, const char *sop_uid, const char *path,
+              int valid)
+{
+	struct reconcile *rc = arg;
+	char err[256];
+	struct stat st;
+	int r;
+
+	if (!valid) {
+		log_warnx("spool entry %s is not named by valid UIDs, ignoring", path);
+		rc->foreign++;
+		return 0;
+	}
+	r = db_instance_lookup(rc->db, sop_uid, NULL);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		rc->known++;
+		return 0;
+	}
+	if (stat(path, &st) < 0)
+		return 0;
+	r = receiver_index_file(rc->db, path, study_uid, sop_uid, (int64_t)st.st_mtime,
+	    err, sizeof(err));
+	if (r == 0 || r == -EEXIST) {
+		log_notice("re-indexed spool file without database row study=%s sop=%s",
+		    study_uid, sop_uid);
+		rc->indexed++;
+	} else {
+		log_warnx("spool file %s cannot be indexed: %s, left in place", path,
+		    r == -EBADMSG || r == -EINVAL ? err : strerror(-r));
+		rc->foreign++;
+	}
+	return 0;
+}
+
+/* Spool and database back in step after whatever stopped us. */
+static int
+reconcile(struct spool *spool, struct db *db)
+{
+	struct reconcile rc = { .db = db };
+	sqlite3_stmt *st = NULL;
+	unsigned missing = 0;
+	int n, r;
+
+	n = spool_clean_tmp(spool);
+	if (n > 0)
+		log_notice("removed %d unfinished file(s) from %s", n, spool->tmp);
+	r = spool_walk(spool, reconcile_one, &rc);
+	if (r < 0) {
+		log_errno(LOG_ERR, r, "reconciling spool %s", spool->studies);
+		return r;
+	}
+	/* rows whose file has gone: say so loudly, keep the row */
+	if (sqlite3_prepare_v2(db_handle(db), "SELECT path FROM instances", -1, &st,
+	    NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			if (p && access(p, F_OK) < 0 && errno == ENOENT) {
+				if (missing++ < 10)
+					log_err("spool file %s recorded in the database is "
+					    "missing", p);
+			}
+		}
+		sqlite3_finalize(st);
+	}
+	log_info("spool reconciled: %u instance(s) known, %u re-indexed, %u ignored, "
+	    "%u missing", rc.known, rc.indexed, rc.foreign, missing);
+	return 0;
+}
+
+static void *
+receiver_thread(void *arg)
+{
+	(void)receiver_run(arg);
+	return NULL;
+}
+
+static void
+status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
+{
+	sqlite3_stmt *st;
+	long long receiving = 0, complete = 0;
+	struct receiver_stats rs;
+
+	if (sqlite3_prepare_v2(db_handle(db),
+	    "SELECT sum(state = 'receiving'), sum(state = 'complete') FROM studies",
+	    -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			receiving = sqlite3_column_int64(st, 0);
+			complete = sqlite3_column_int64(st, 1);
+		}
+		sqlite3_finalize(st);
+	}
+	receiver_get_stats(recv, &rs);
+	snprintf(buf, len, "associations=%d studies receiving=%lld complete=%lld; "
+	    "since start stored=%llu refused=%llu",
+	    receiver_active(recv), receiving, complete,
+	    (unsigned long long)rs.stored, (unsigned long long)rs.refused);
+}
+
+static struct config *
+reload(const char *path, struct config *cur, struct receiver *recv)
+{
+	struct config *next = NULL;
+
+	notify_reloading();
+	if (config_load(path, &next, stderr) < 0) {
+		log_err("reload of %s failed, keeping the running configuration", path);
+		notify_ready("reload failed; running with the previous configuration");
+		return cur;
+	}
+	if (strcmp(next->server.ae_title, cur->server.ae_title) != 0 ||
+	    next->server.port != cur->server.port ||
+	    strcmp(next->server.bind, cur->server.bind) != 0 ||
+	    strcmp(next->storage.spool_dir, cur->storage.spool_dir) != 0 ||
+	    strcmp(next->storage.database, cur->storage.database) != 0)
+		log_warnx("reload: ae_title, port, bind, spool_dir and database take "
+		    "effect at the next restart; the running values stay");
+	/* what cannot change while running keeps its running value */
+	snprintf(next->server.ae_title, sizeof(next->server.ae_title), "%s",
+	    cur->server.ae_title);
+	receiver_set_config(recv, next);
+	log_notice("configuration reloaded from %s", path);
+	notify_ready("configuration reloaded");
+	config_unref(cur);
+	return next;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = "/etc/triaged/triaged.conf", *lvl;
+	struct config *cfg = NULL;
+	struct spool *spool = NULL;
+	struct db *db = NULL;
+	struct receiver *recv = NULL;
+	pthread_t recv_tid;
+	bool recv_started = false, check_only = false;
+	sigset_t sigs;
+	char err[512], status[256];
+	int c, r, lockfd = -1, rc = 1;
+	uint64_t wd_us;
+	struct timespec last_wd = { 0 }, last_status = { 0 }, now;
+
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': path = optarg; break;
+		case 'C': check_only = true; break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'V': printf("triaged %s\n", TRIAGED_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((lvl = getenv("TRIAGED_LOG_LEVEL")) && log_level_from_name(lvl) >= 0)
+		log_set_level(log_level_from_name(lvl));
+
+	if (config_load(path, &cfg, stderr) < 0)
+		return 1;
+	if (check_only) {
+		printf("%s: configuration ok (%zu routes, %zu backends, %zu destinations)\n",
+		    path, cfg->nroutes, cfg->nbackends, cfg->ndestinations);
+		config_unref(cfg);
+		return 0;
+	}
+
+	/* signals are taken by this thread only; every thread inherits the mask */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (dicom_global_init(err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if ((r = spool_open(cfg->storage.spool_dir, &spool)) < 0) {
+		log_errno(LOG_ERR, r, "spool_dir %s", cfg->storage.spool_dir);
+		goto out;
+	}
+	{
+		pid_t holder = 0;
+		lockfd = spool_lock(spool, &holder);
+		if (lockfd < 0) {
+			if (lockfd == -EWOULDBLOCK)
+				log_err("another triaged (pid %ld) uses spool_dir %s",
+				    (long)holder, cfg->storage.spool_dir);
+			else
+				log_errno(LOG_ERR, lockfd, "locking spool_dir %s",
+				    cfg->storage.spool_dir);
+			goto out;
+		}
+	}
+	if (db_open(cfg->storage.database, DB_MIGRATE, &db, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if (reconcile(spool, db) < 0)
+		goto out;
+	if (receiver_new(cfg, spool, &recv, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		goto out;
+	}
+	if ((r = pthread_create(&recv_tid, NULL, receiver_thread, recv)) != 0) {
+		log_errno(LOG_ERR, r, "starting the receiver");
+		goto out;
+	}
+	recv_started = true;
+	log_notice("triaged %s listening ae_title=%s bind=%s port=%d max_associations=%d "
+	    "spool=%s", TRIAGED_VERSION, cfg->server.ae_title, cfg->server.bind,
+	    receiver_port(recv), cfg->server.max_associations, cfg->storage.spool_dir);
+	status_line(db, recv, status, sizeof(status));
+	notify_ready(status);
+	wd_us = notify_watchdog_interval_us();
+
+	for (;;) {
+		struct timespec tick = { .tv_sec = 1 };
+		siginfo_t si;
+		int sig = sigtimedwait(&sigs, &si, &tick);
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_notice("signal %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		if (sig == SIGHUP)
+			cfg = reload(path, cfg, recv);
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		(void)study_sweep(db, cfg, (int64_t)time(NULL));
+		if (wd_us && (uint64_t)(now.tv_sec - last_wd.tv_sec) * 1000000 >= wd_us) {
+			notify_watchdog();
+			last_wd = now;
+		}
+		if (now.tv_sec - last_status.tv_sec >= 5) {
+			status_line(db, recv, status, sizeof(status));
+			notify_status(status);
+			last_status = now;
+		}
+	}
+
+	notify_stopping();
+	receiver_stop(recv);
+	pthread_join(recv_tid, NULL);
+	recv_started = false;
+	r = receiver_drain(recv, DRAIN_TIMEOUT_MS);
+	if (r > 0) {
+		/* association threads still hold the receiver: leave it */
+		log_err("%d association(s) did not finish within %d s; exiting anyway "
+		    "(none of their unanswered C-STOREs were acknowledged)", r,
+		    DRAIN_TIMEOUT_MS / 1000);
+		db_close(db);
+		_exit(0);
+	}
+	log_notice("stopped");
+	rc = 0;
+out:
+	if (recv_started) {
+		receiver_stop(recv);
+		pthread_join(recv_tid, NULL);
+		(void)receiver_drain(recv, DRAIN_TIMEOUT_MS);
+	}
+	receiver_free(recv);
+	db_close(db);
+	if (lockfd >= 0)
+		close(lockfd);
+	spool_free(spool);
+	config_unref(cfg);
+	dicom_global_done();
+	return rc;
+}
