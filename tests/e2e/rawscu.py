@@ -19,6 +19,8 @@ and prints one line per file:
 Options:
   --sop-uid VALUE   Affected SOP Instance UID in the command (default: the
                     dataset's SOP Instance UID, raw, unvalidated)
+  --sop-class UID   Affected SOP Class UID in the command and the proposed
+                    context (default: the dataset's SOP Class UID)
   --truncate N      send only the first N bytes of each dataset (marked as
                     the last fragment)
   --hold SECONDS    after the last response, keep the association open this
@@ -177,16 +179,19 @@ def parse_ac(body):
 
 def raw_uid(path, keyword):
     import pydicom
-    ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-    if keyword not in ds:
+    try:
+        ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        if keyword not in ds:
+            return ""
+        v = ds[keyword].value
+    except Exception:  # noqa: BLE001 - unreadable input is expected here
         return ""
-    v = ds[keyword].value
     return "" if v is None else str(v)
 
 
 def main():
     args = sys.argv[1:]
-    opts = {"--sop-uid": None, "--truncate": None, "--hold": "0", "--delay": "0"}
+    opts = {"--sop-uid": None, "--sop-class": None, "--truncate": None, "--hold": "0", "--delay": "0"}
     echo = False
     pos = []
     i = 0
@@ -218,9 +223,10 @@ def main():
         if opts["--truncate"] is not None:
             ds = ds[:int(opts["--truncate"])]
         pcid = 2 * n + 1
-        contexts.append((pcid, info["sop_class"] or "1.2.840.10008.5.1.4.1.1.7", [info["ts"] or IMPLICIT_LE]))
+        sop_class = opts["--sop-class"] or info["sop_class"] or "1.2.840.10008.5.1.4.1.1.7"
+        contexts.append((pcid, sop_class, [info["ts"] or IMPLICIT_LE]))
         sop = opts["--sop-uid"] if opts["--sop-uid"] is not None else raw_uid(f, "SOPInstanceUID")
-        plan.append((f, pcid, info["sop_class"] or "", sop, ds))
+        plan.append((f, pcid, sop_class, sop, ds))
     if len(contexts) > 128:
         print("ERROR more than 128 presentation contexts")
         return 1

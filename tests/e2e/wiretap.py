@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """wiretap.py - a recording TCP relay for DICOM associations (e2e tests).
 
-    wiretap.py LISTEN_PORT TARGET_HOST TARGET_PORT OUTDIR
+    wiretap.py LISTEN_PORT TARGET_HOST TARGET_PORT OUTDIR [--rate BYTES_PER_S]
 
 Listens on 127.0.0.1:LISTEN_PORT, relays every connection unchanged to
 TARGET, and reassembles what went over the wire:
@@ -21,12 +21,17 @@ It is the oracle for "the daemon stores the dataset bit for bit as it was
 sent": senders (storescu, dcmsend, dcmjs-dimse) re-encode what they read
 from a file (sequence and group lengths, padding), so the source file is
 not always what went over the wire. Prints "ready" once it listens.
+
+--rate limits the requestor -> acceptor direction to about BYTES_PER_S (a
+slow modality or a slow link), so that a test can act in the middle of a
+transfer.
 """
 import json
 import os
 import socket
 import sys
 import threading
+import time
 
 lock = threading.Lock()
 counter = [0]
@@ -136,13 +141,19 @@ def pdvs(body):
         pos += 4 + length
 
 
-def pump(src, dst, on_pdu):
+def pump(src, dst, on_pdu, rate=0):
     buf = bytearray()
+    t0, sent = time.monotonic(), 0
     try:
         while True:
-            chunk = src.recv(1 << 16)
+            chunk = src.recv(1 << 14 if rate else 1 << 16)
             if not chunk:
                 break
+            if rate:
+                sent += len(chunk)
+                ahead = sent / rate - (time.monotonic() - t0)
+                if ahead > 0:
+                    time.sleep(ahead)
             dst.sendall(chunk)
             buf += chunk
             while len(buf) >= 6:
@@ -163,7 +174,7 @@ def pump(src, dst, on_pdu):
             pass
 
 
-def serve(client, target, outdir):
+def serve(client, target, outdir, rate):
     with lock:
         counter[0] += 1
         n = counter[0]
@@ -176,14 +187,20 @@ def serve(client, target, outdir):
         return
     t = threading.Thread(target=pump, args=(upstream, client, conn.pdu_from_acceptor), daemon=True)
     t.start()
-    pump(client, upstream, conn.pdu_from_requestor)
+    pump(client, upstream, conn.pdu_from_requestor, rate)
     t.join()
     client.close()
     upstream.close()
 
 
 def main():
-    listen_port, host, port, outdir = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    args = sys.argv[1:]
+    rate = 0
+    if "--rate" in args:
+        i = args.index("--rate")
+        rate = float(args[i + 1])
+        del args[i:i + 2]
+    listen_port, host, port, outdir = int(args[0]), args[1], int(args[2]), args[3]
     os.makedirs(outdir, exist_ok=True)
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -192,7 +209,7 @@ def main():
     print("ready", flush=True)
     while True:
         client, _ = srv.accept()
-        threading.Thread(target=serve, args=(client, (host, port), outdir), daemon=True).start()
+        threading.Thread(target=serve, args=(client, (host, port), outdir, rate), daemon=True).start()
 
 
 if __name__ == "__main__":
