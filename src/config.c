@@ -70,7 +70,7 @@ enum key_type {
 	KT_INT64,       /* int64_t, min..max */
 	KT_DURATION,    /* int64_t seconds, min..max */
 	KT_NUMBER,      /* double, min..max */
-	KT_BOOL,        /* bool: yes/no, true/false, on/off, 1/0 */
+	KT_BOOL,        /* bool: yes or no */
 	KT_ENUM,        /* char[size], one of choices */
 	KT_LIST,        /* struct config_list, at most max items */
 	KT_SEND,        /* unsigned, enum config_send bits */
@@ -106,7 +106,7 @@ struct type_def {
 	size_t                nkeys;
 };
 
-static check_fn check_ae, check_host, check_path, check_uid_root, check_glob,
+static check_fn check_ae, check_host, check_uid_root, check_glob,
 	check_name, check_view, check_url, check_command, check_model,
 	check_tensor, check_rows_cols, check_datatype, check_label;
 
@@ -146,10 +146,10 @@ static const struct key_def server_keys[] = {
 
 static const struct key_def storage_keys[] = {
 	{ .name = "spool_dir", .type = KT_STRING, .def = "/var/lib/triaged/spool",
-	  .max = PATH_MAX, .check = check_path, .flags = KF_NONEMPTY,
+	  .max = PATH_MAX, .flags = KF_NONEMPTY,
 	  FIELD(struct config, storage.spool_dir) },
 	{ .name = "database", .type = KT_STRING, .def = "/var/lib/triaged/triaged.db",
-	  .max = PATH_MAX, .check = check_path, .flags = KF_NONEMPTY,
+	  .max = PATH_MAX, .flags = KF_NONEMPTY,
 	  FIELD(struct config, storage.database) },
 	{ .name = "min_free_mb", .type = KT_INT64, .def = "1024", .min = 0, .max = MB_MAX,
 	  FIELD(struct config, storage.min_free_mb) },
@@ -233,7 +233,7 @@ static const struct key_def http_keys[] = {
 	{ .name = "url", .type = KT_STRING, .max = 2048, .check = check_url,
 	  .flags = KF_REQUIRED | KF_NONEMPTY, .off = NO_FIELD },
 	{ .name = "token_file", .type = KT_STRING, .max = PATH_MAX,
-	  .check = check_path, .off = NO_FIELD },
+	  .off = NO_FIELD },
 	{ .name = "send", .type = KT_ENUM, .def = "dicom", .choices = http_send,
 	  .off = NO_FIELD },
 	{ .name = "poll_interval_s", .type = KT_INT, .def = "2", .min = 1, .max = 3600,
@@ -301,7 +301,7 @@ static const struct key_def dicom_keys[] = {
 };
 
 static const struct key_def folder_keys[] = {
-	{ .name = "path", .type = KT_STRING, .max = PATH_MAX, .check = check_path,
+	{ .name = "path", .type = KT_STRING, .max = PATH_MAX,
 	  .flags = KF_REQUIRED | KF_NONEMPTY,
 	  FIELD(struct config_destination, path) },
 };
@@ -311,7 +311,7 @@ static const struct key_def dicomweb_keys[] = {
 	  .flags = KF_REQUIRED | KF_NONEMPTY,
 	  FIELD(struct config_destination, url) },
 	{ .name = "token_file", .type = KT_STRING, .max = PATH_MAX,
-	  .check = check_path, .flags = KF_EMPTY_NULL,
+	  .flags = KF_EMPTY_NULL,
 	  FIELD(struct config_destination, token_file) },
 	{ .name = "timeout_s", .type = KT_INT, .def = "60", .min = 1, .max = 86400,
 	  FIELD(struct config_destination, timeout_s) },
@@ -353,6 +353,12 @@ static const struct {
 	[SK_BACKEND]     = { "backend",     backend_keys,     NKEYS(backend_keys) },
 	[SK_DESTINATION] = { "destination", destination_keys, NKEYS(destination_keys) },
 };
+
+_Static_assert(NKEYS(server_keys) <= KEYS_MAX, "KEYS_MAX");
+_Static_assert(NKEYS(storage_keys) <= KEYS_MAX, "KEYS_MAX");
+_Static_assert(NKEYS(study_keys) <= KEYS_MAX, "KEYS_MAX");
+_Static_assert(NKEYS(analysis_keys) <= KEYS_MAX, "KEYS_MAX");
+_Static_assert(NKEYS(route_keys) <= KEYS_MAX, "KEYS_MAX");
 
 /* The default routes of design.md section 3, used when a file has no
  * [route] at all, and the built-in backend, used when no backend is named
@@ -546,19 +552,17 @@ int config_parse_duration(const char *s, int64_t *out_s)
 	return 0;
 }
 
+/* Only "yes" and "no": typed sections keep values verbatim in kv[], so the
+ * code reading them compares with one spelling. */
 static int parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = { "yes", "true", "on", "1", NULL };
-	static const char *const no[] = { "no", "false", "off", "0", NULL };
-	size_t i;
-
-	for (i = 0; yes[i]; i++)
-		if (strcasecmp(s, yes[i]) == 0)
-			return *out = true, 0;
-	for (i = 0; no[i]; i++)
-		if (strcasecmp(s, no[i]) == 0)
-			return *out = false, 0;
-	return -EINVAL;
+	if (strcmp(s, "yes") == 0)
+		*out = true;
+	else if (strcmp(s, "no") == 0)
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static void choices_join(const char *const *choices, char *buf, size_t n)
@@ -603,43 +607,28 @@ static int check_ae(const char *v, char *why, size_t n)
 	return 0;
 }
 
-/* An IPv4/IPv6 literal or a host name. */
+/* An IPv4/IPv6 literal or a host name: dot-separated labels of 1..63
+ * letters, digits, '-' or '_', optionally one trailing dot. */
 static int check_host(const char *v, char *why, size_t n)
 {
 	unsigned char addr[16];
-	const char *s;
 	size_t label = 0;
+	const char *s;
 
 	if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1)
 		return 0;
 	for (s = v; *s; s++) {
-		if (*s == '.') {
-			if (label == 0)
-				goto bad;
+		if (*s == '.' && label > 0 && label <= 63)
 			label = 0;
-		} else if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		           (*s >= '0' && *s <= '9') || *s == '-' || *s == '_') {
-			if (++label > 63)
-				goto bad;
-		} else {
+		else if (is_name_char(*s) && *s != '.')
+			label++;
+		else
 			goto bad;
-		}
 	}
-	if (label == 0 && s != v && s[-1] == '.' && s - v > 1)
-		return 0;       /* fully qualified "host.example." */
-	if (label == 0)
-		goto bad;
-	return 0;
+	if (label <= 63 && (label > 0 || (s - v > 1 && s[-1] == '.')))
+		return 0;
 bad:
 	return why_set(why, n, "'%.64s' is not an IP address or a host name", v);
-}
-
-static int check_path(const char *v, char *why, size_t n)
-{
-	(void)v;
-	(void)why;
-	(void)n;
-	return 0;      /* control characters are refused for every value */
 }
 
 /* Digits and dots, components without leading zeros, none empty. */
@@ -665,14 +654,10 @@ static int check_uid_root(const char *v, char *why, size_t n)
 
 static int check_glob(const char *v, char *why, size_t n)
 {
-	if (v[0] == '!') {
-		const char *rest = v + 1;
-
-		while (is_blank(*rest))
-			rest++;
-		if (!*rest)
-			return why_set(why, n, "'!' must be followed by a pattern");
-	}
+	if (v[0] == '!' && !v[1])
+		return why_set(why, n, "'!' must be followed by a pattern");
+	if (v[0] == '!' && is_blank(v[1]))
+		return why_set(why, n, "write '!PATTERN' without a space: '%.64s'", v);
 	return 0;
 }
 
@@ -814,8 +799,10 @@ static int check_label(const char *v, char *why, size_t n)
 /* ------------------------------------------------------------------------ */
 /* Lists                                                                    */
 
-static void list_done(struct config_list *l)
+void config_list_done(struct config_list *l)
 {
+	if (!l)
+		return;
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
@@ -874,14 +861,26 @@ static int list_parse(const struct key_def *k, const char *v,
 		free(l.items);
 		l.items = NULL;
 	}
-	list_done(out);
+	config_list_done(out);
 	*out = l;
 	l.n = 0;
 	l.items = NULL;
 out:
-	list_done(&l);
+	config_list_done(&l);
 	free(copy);
 	return r;
+}
+
+int config_list_split(const char *value, struct config_list *out)
+{
+	static const struct key_def k = { .name = "list", .type = KT_LIST };
+	char why[WHY_MAX];
+
+	if (!value || !out)
+		return -EINVAL;
+	out->n = 0;
+	out->items = NULL;
+	return list_parse(&k, value, out, why, sizeof(why));
 }
 
 static int send_parse(const char *v, unsigned *out, char *why, size_t n)
@@ -913,7 +912,7 @@ static int send_parse(const char *v, unsigned *out, char *why, size_t n)
 	}
 	*out = bits;
 out:
-	list_done(&l);
+	config_list_done(&l);
 	return r;
 }
 
@@ -1029,12 +1028,12 @@ static int set_value(const struct key_def *k, void *base, const char *v,
 			struct config_list l = { 0, NULL };
 
 			r = list_parse(k, v, &l, why, n);
-			list_done(&l);
+			config_list_done(&l);
 			return r;
 		}
 
 	case KT_SEND: {
-		unsigned bits;
+		unsigned bits = 0;
 
 		r = send_parse(v, &bits, why, n);
 		if (r == 0 && dst)
@@ -1043,6 +1042,15 @@ static int set_value(const struct key_def *k, void *base, const char *v,
 	}
 	}
 	return why_set(why, n, "internal error: bad key type");
+}
+
+/* The line where NAME was set in a section whose key lines are LINES. */
+static int key_line(const int *lines, const struct key_def *keys, size_t n,
+                    const char *name)
+{
+	const struct key_def *k = key_find(keys, n, name);
+
+	return k ? lines[k - keys] : 0;
 }
 
 /* Set every key of KEYS that has a default and a field. */
@@ -1104,17 +1112,17 @@ static int kv_add(struct config_kv **kv, size_t *n, const char *key,
 
 static void route_done(struct config_route *r)
 {
-	list_done(&r->modality);
-	list_done(&r->body_part);
-	list_done(&r->sop_class);
-	list_done(&r->calling_ae);
-	list_done(&r->study_description);
-	list_done(&r->series_description);
-	list_done(&r->laterality);
-	list_done(&r->view_position);
-	list_done(&r->presentation_intent);
-	list_done(&r->destinations);
-	list_done(&r->expected_views);
+	config_list_done(&r->modality);
+	config_list_done(&r->body_part);
+	config_list_done(&r->sop_class);
+	config_list_done(&r->calling_ae);
+	config_list_done(&r->study_description);
+	config_list_done(&r->series_description);
+	config_list_done(&r->laterality);
+	config_list_done(&r->view_position);
+	config_list_done(&r->presentation_intent);
+	config_list_done(&r->destinations);
+	config_list_done(&r->expected_views);
 	free(r->webhook);
 	r->webhook = NULL;
 }
@@ -1147,7 +1155,7 @@ static void config_free(struct config *c)
 		return;
 	free(c->path);
 	free(c->server.bind);
-	list_done(&c->server.allowed_calling_aes);
+	config_list_done(&c->server.allowed_calling_aes);
 	free(c->storage.spool_dir);
 	free(c->storage.database);
 	free(c->analysis.uid_root);
@@ -1219,7 +1227,8 @@ static void typed_finish(struct parser *p, void *base, const struct key_def *com
 					       "missing; one of %s", list);
 				} else {
 					report(p, p->header_line, p->label, keys[i].name,
-					       "missing; required for type %s", td->name);
+					       "missing; required for type %s",
+					       td ? td->name : what);
 				}
 				continue;
 			}
@@ -1245,10 +1254,9 @@ static void section_end(struct parser *p)
 
 		if (r->patient_age_min >= 0 && r->patient_age_max >= 0 &&
 		    r->patient_age_min > r->patient_age_max) {
-			size_t i = (size_t)(key_find(route_keys, NKEYS(route_keys),
-			                             "patient_age_max") - route_keys);
-
-			report(p, lines[i], p->label, "patient_age_max",
+			report(p, key_line(lines, route_keys, NKEYS(route_keys),
+			                   "patient_age_max"),
+			       p->label, "patient_age_max",
 			       "%d is below patient_age_min (%d)",
 			       r->patient_age_max, r->patient_age_min);
 		}
@@ -1564,7 +1572,7 @@ static char *reader_next(char *str, int num, void *stream)
 	memcpy(p->buf, start, n);
 	p->buf[n] = '\0';
 	s = p->buf;
-	if (p->line == 1 && memcmp(s, "\xEF\xBB\xBF", n >= 3 ? 3 : n + 1) == 0)
+	if (p->line == 1 && strncmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3;
 	while (is_blank(*s))
 		s++;
@@ -1652,20 +1660,23 @@ static void check_all(struct parser *p)
 {
 	struct config *c = p->c;
 	char label[CONFIG_NAME_MAX + 32];
-	size_t i, j, kb, kd;
+	size_t i, j;
 	int line;
 
 	p->name = p->file;
 
 	if (c->study.force_seconds < c->study.stable_seconds) {
 		const int *lines = p->fixed_lines[SK_STUDY];
+		int force = key_line(lines, study_keys, NKEYS(study_keys), "force_seconds");
 
-		if (lines[1])
-			report(p, lines[1], "study", "force_seconds",
+		if (force)
+			report(p, force, "study", "force_seconds",
 			       "%d is below stable_seconds (%d)",
 			       c->study.force_seconds, c->study.stable_seconds);
 		else
-			report(p, lines[0], "study", "stable_seconds",
+			report(p, key_line(lines, study_keys, NKEYS(study_keys),
+			                   "stable_seconds"),
+			       "study", "stable_seconds",
 			       "%d is above force_seconds (%d)",
 			       c->study.stable_seconds, c->study.force_seconds);
 	}
@@ -1680,17 +1691,18 @@ static void check_all(struct parser *p)
 		}
 	}
 
-	kb = (size_t)(key_find(route_keys, NKEYS(route_keys), "backend") - route_keys);
-	kd = (size_t)(key_find(route_keys, NKEYS(route_keys), "destinations") - route_keys);
 	for (i = 0; i < c->nroutes; i++) {
 		const struct config_route *r = &c->routes[i];
+		const int *lines = p->route_lines[i];
 
 		snprintf(label, sizeof(label), "route %s", r->name);
-		line = p->route_lines[i][kb] ? p->route_lines[i][kb] : r->line;
+		line = key_line(lines, route_keys, NKEYS(route_keys), "backend");
 		if (r->backend[0] && !config_backend_find(c, r->backend))
-			report(p, line, label, "backend",
+			report(p, line ? line : r->line, label, "backend",
 			       "no [backend %s] is defined", r->backend);
-		line = p->route_lines[i][kd] ? p->route_lines[i][kd] : r->line;
+		line = key_line(lines, route_keys, NKEYS(route_keys), "destinations");
+		if (!line)
+			line = r->line;
 		for (j = 0; j < r->destinations.n; j++)
 			if (!config_destination_find(c, r->destinations.items[j]))
 				report(p, line, label, "destinations",

@@ -160,6 +160,14 @@ const char *config_kv_get(const struct config_kv *kv, size_t n, const char *key)
  * compared after trimming). */
 bool config_list_contains(const struct config_list *l, const char *item);
 
+/* Addition: split VALUE (e.g. a kv[] value such as kserve "labels") exactly
+ * as list keys are split: items trimmed, empty items dropped. OUT is
+ * overwritten; free it with config_list_done(). 0, -EINVAL or -ENOMEM. */
+int config_list_split(const char *value, struct config_list *out);
+
+/* Addition: free the items of L (NULL-tolerant); L becomes empty. */
+void config_list_done(struct config_list *l);
+
 /* Parse "7d", "12h", "30m", "45s" or a plain number of seconds.
  * 0 on success, -EINVAL otherwise. */
 int config_parse_duration(const char *s, int64_t *out_s);

@@ -30,7 +30,9 @@ namespace {
 int
 syslog_level(dcmtk::log4cplus::LogLevel l)
 {
-	if (l >= dcmtk::log4cplus::ERROR_LOG_LEVEL)
+	/* DCMTK's errors are mostly about what a peer sent; triaged logs
+	 * the consequence itself, so they come through as warnings */
+	if (l >= dcmtk::log4cplus::FATAL_LOG_LEVEL)
 		return LOG_ERR;
 	if (l >= dcmtk::log4cplus::WARN_LOG_LEVEL)
 		return LOG_WARNING;

@@ -335,7 +335,6 @@ assert_nothing_outside_spool() {
 # endian files in their own syntax when the receiver accepts it, instead of
 # converting them to whichever one syntax the receiver picked.
 PROFILE=$T/storescu-radiography-split.cfg
-"$PY" "$DICOMTOOL" split-profile "$PROFILE_FILE" "$PROFILE"
 
 # storescu_send LOG CALLING FILES...: storescu -v with the profile, one
 # association, continue after failures; output in LOG. Returns storescu's
@@ -462,4 +461,5 @@ make_studies() {
 require_cmd echoscu storescu "$PY"
 "$PY" -c 'import pydicom, numpy' 2>/dev/null || skip "$PY lacks pydicom/numpy"
 [ -d "$TESTDATA" ] || fail "shared test data not found at $TESTDATA (set TRIAGED_SHARED)"
+"$PY" "$DICOMTOOL" split-profile "$PROFILE_FILE" "$PROFILE"
 log "temp dir $T; build dir $TRIAGED_BUILD_DIR; shared $SHARED"
