@@ -25,6 +25,7 @@ Runs with Debian's /usr/bin/python3 (python3-pydicom 2.3). Subcommands:
   results KIND LOG [FILE...]  per-file results of a sender (storescu -v log,
                               dcmsend report, dimse-send.js or rawscu.py
                               output) as TSV: file, code, text
+  studies-check ...           compare triagectl's study list with files
   intact FILE [SOP [STUDY]]   exit 0 when DCMTK and pydicom parse the whole
                               file (and its UIDs are SOP / STUDY)
 """
@@ -623,6 +624,64 @@ def intact(path, sop=None, study=None):
     return problems
 
 
+def studies_check(argv):
+    """studies-check --list LIST_JSON [--calling-ae AE] [--state S] FILE...
+
+    Compare `triagectl list --studies --json` with the studies the files
+    make up: one row per study with the number of distinct SOP Instance
+    UIDs, modality, patient id, accession, study date (and calling AE and
+    state when given). Prints a table; exit 1 on any difference."""
+    import argparse
+    ap = argparse.ArgumentParser(prog="dicomtool.py studies-check")
+    ap.add_argument("--list", required=True)
+    ap.add_argument("--calling-ae")
+    ap.add_argument("--state")
+    ap.add_argument("files", nargs="+")
+    a = ap.parse_args(argv)
+    listed = {x["study_uid"]: x for x in json.load(open(a.list))["studies"]}
+    want = {}
+    for f in a.files:
+        i = read_info(f)
+        w = want.setdefault(i["study_uid"], {"sops": set(), "modality": set(), "patient_id": set(),
+                                             "accession": set(), "study_date": set()})
+        w["sops"].add(i["sop_uid"])
+        import pydicom
+        ds = pydicom.dcmread(f, stop_before_pixels=True, force=True)
+        w["modality"].add(str(ds.get("Modality", "")))
+        w["patient_id"].add(str(ds.get("PatientID", "")))
+        w["accession"].add(str(ds.get("AccessionNumber", "")))
+        w["study_date"].add(str(ds.get("StudyDate", "")))
+    bad = 0
+    print("    %-24s %-4s %-12s %-12s %-8s %-9s %-10s %s" % ("study", "mod", "patient", "accession", "date",
+                                                          "instances", "state", "problems"))
+    for study, w in sorted(want.items()):
+        got = listed.get(study)
+        probs = []
+        if got is None:
+            probs.append("not listed")
+            got = {}
+        else:
+            if got.get("instances") != len(w["sops"]):
+                probs.append("instances %r, expected %d" % (got.get("instances"), len(w["sops"])))
+            for k in ("modality", "patient_id", "accession", "study_date"):
+                if len(w[k]) == 1 and got.get(k) not in w[k]:
+                    probs.append("%s %r, expected %r" % (k, got.get(k), next(iter(w[k]))))
+            if a.calling_ae and got.get("calling_ae") != a.calling_ae:
+                probs.append("calling_ae %r, expected %r" % (got.get("calling_ae"), a.calling_ae))
+            if a.state and got.get("state") != a.state:
+                probs.append("state %r, expected %r" % (got.get("state"), a.state))
+        bad += bool(probs)
+        print("    %-24s %-4s %-12s %-12s %-8s %3s/%-5d %-10s %s" % (
+            "..." + study[-21:], got.get("modality", "-"), got.get("patient_id", "-"), got.get("accession", "-"),
+            got.get("study_date", "-"), got.get("instances", "-"), len(w["sops"]), got.get("state", "-"),
+            "; ".join(probs) or "ok"))
+    extra = sorted(set(listed) - set(want))
+    if extra:
+        print("    studies listed that were never sent: %s" % extra)
+        bad += 1
+    return 1 if bad else 0
+
+
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -656,6 +715,8 @@ def main():
         return 0
     if cmd == "results":
         return results_main(args)
+    if cmd == "studies-check":
+        return studies_check(args)
     if cmd == "make-hostile":
         make_hostile(*args)
         return 0

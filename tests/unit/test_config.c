@@ -145,6 +145,14 @@ static const struct reject_case reject_cases[] = {
 	  "t.conf:2: [server] bind: must not be empty\n" },
 	{ "test_config_rejects_bind_double_dot", "[server]\nbind = a..b\n",
 	  "t.conf:2: [server] bind: 'a..b' is not an IP address or a host name\n" },
+	{ "test_config_rejects_bind_leading_dot", "[server]\nbind = .example.org\n",
+	  "t.conf:2: [server] bind: '.example.org' is not an IP address or a host name\n" },
+	{ "test_config_rejects_bind_lone_dot", "[server]\nbind = .\n",
+	  "t.conf:2: [server] bind: '.' is not an IP address or a host name\n" },
+	{ "test_config_rejects_bind_label_64_chars",
+	  "[server]\nbind = a123456789012345678901234567890123456789012345678901234567890123.org\n",
+	  "t.conf:2: [server] bind: 'a123456789012345678901234567890123456789012345678901234567890123' "
+	  "is not an IP address or a host name\n" },
 	{ "test_config_rejects_allowed_calling_aes_bad_item",
 	  "[server]\nallowed_calling_aes = CR1, " AE17 ", DX1\n",
 	  "t.conf:2: [server] allowed_calling_aes: AE title '" AE17 "' is longer than 16 characters\n" },
@@ -253,6 +261,8 @@ static const struct reject_case reject_cases[] = {
 	  "t.conf:2: [route r] expected_views: view 'R*' may only contain letters, digits, '_' and '-'\n" },
 	{ "test_config_rejects_route_bare_negation", "[route r]\nmodality = CR, !\n",
 	  "t.conf:2: [route r] modality: '!' must be followed by a pattern\n" },
+	{ "test_config_rejects_route_negation_with_space", "[route r]\nbody_part = ! CHEST\n",
+	  "t.conf:2: [route r] body_part: write '!PATTERN' without a space: '! CHEST'\n" },
 	{ "test_config_rejects_route_webhook_not_http", "[route r]\nwebhook = ftp://example.org/x\n",
 	  "t.conf:2: [route r] webhook: 'ftp://example.org/x' is not an http:// or https:// URL\n" },
 	{ "test_config_rejects_route_webhook_no_host", "[route r]\nwebhook = https:///x\n",
@@ -356,6 +366,9 @@ static const struct reject_case reject_cases[] = {
 	{ "test_config_rejects_kserve_binary",
 	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\nbinary = maybe\n",
 	  "t.conf:5: [backend b] binary: must be yes or no, not 'maybe'\n" },
+	{ "test_config_rejects_kserve_binary_true",
+	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\nbinary = true\n",
+	  "t.conf:5: [backend b] binary: must be yes or no, not 'true'\n" },
 	{ "test_config_rejects_kserve_four_outputs",
 	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\noutputs = a, b, c, d\n",
 	  "t.conf:5: [backend b] outputs: more than 3 items\n" },
@@ -528,6 +541,12 @@ static void check_ae_spaces(const struct config *c)
 
 static void check_bind_ipv6(const struct config *c) { assert_string_equal(c->server.bind, "::1"); }
 static void check_bind_host(const struct config *c) { assert_string_equal(c->server.bind, "triaged.example.org"); }
+static void check_bind_fqdn(const struct config *c) { assert_string_equal(c->server.bind, "pacs-1.example.org."); }
+static void check_bind_label_63(const struct config *c)
+{
+	assert_string_equal(c->server.bind,
+	                    "a12345678901234567890123456789012345678901234567890123456789012.org");
+}
 
 static void check_aes_trimmed(const struct config *c)
 {
@@ -800,6 +819,10 @@ static const struct accept_case accept_cases[] = {
 	{ "test_config_accepts_bind_ipv6", "[server]\nbind = ::1\n", check_bind_ipv6 },
 	{ "test_config_accepts_bind_host_name", "[server]\nbind = triaged.example.org\n",
 	  check_bind_host },
+	{ "test_config_accepts_bind_fqdn", "[server]\nbind = pacs-1.example.org.\n", check_bind_fqdn },
+	{ "test_config_accepts_bind_label_63_chars",
+	  "[server]\nbind = a12345678901234567890123456789012345678901234567890123456789012.org\n",
+	  check_bind_label_63 },
 	{ "test_config_trims_list_items",
 	  "[server]\nallowed_calling_aes =  CR1 ,, DX 2,\tMG3 ,\n", check_aes_trimmed },
 	{ "test_config_accepts_64_list_items",
@@ -1286,6 +1309,57 @@ static void test_config_rejects_too_long_line(void **state)
 	free(text);
 }
 
+static void test_config_rejects_65_routes(void **state)
+{
+	struct config *c = NULL;
+	char *text = NULL, *errs = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&text, &n);
+	int i;
+
+	(void)state;
+	for (i = 1; i <= 65; i++)
+		fprintf(f, "[route r%d]\nmodality = CT\n", i);
+	fclose(f);
+	assert_int_equal(load(text, &c, &errs), -EINVAL);
+	assert_null(c);
+	/* the 65th header is on line 129; its key is skipped, not reported */
+	assert_errors(errs, "t.conf:129: [route r65] more than 64 route sections\n");
+	free(errs);
+	free(text);
+}
+
+static void test_config_list_split(void **state)
+{
+	static const struct {
+		const char *value;
+		size_t n;
+		const char *items[4];
+	} cases[] = {
+		{ "", 0, { NULL } },
+		{ " , ,", 0, { NULL } },
+		{ "mass", 1, { "mass" } },
+		{ " mass , calcification,, architectural distortion ,", 3,
+		  { "mass", "calcification", "architectural distortion" } },
+	};
+	struct config_list l;
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(config_list_split(cases[i].value, &l), 0);
+		assert_int_equal(l.n, cases[i].n);
+		for (j = 0; j < l.n; j++)
+			assert_string_equal(l.items[j], cases[i].items[j]);
+		config_list_done(&l);
+		assert_int_equal(l.n, 0);
+		assert_null(l.items);
+	}
+	assert_int_equal(config_list_split(NULL, &l), -EINVAL);
+	assert_int_equal(config_list_split("a", NULL), -EINVAL);
+	config_list_done(NULL);
+}
+
 static void test_config_errors_without_stream(void **state)
 {
 	struct config *c = NULL;
@@ -1395,6 +1469,8 @@ static const struct CMUnitTest plain_tests[] = {
 	cmocka_unit_test(test_config_load_file_reports_its_name),
 	cmocka_unit_test(test_config_load_file_rejects_nul_byte),
 	cmocka_unit_test(test_config_rejects_too_long_line),
+	cmocka_unit_test(test_config_rejects_65_routes),
+	cmocka_unit_test(test_config_list_split),
 	cmocka_unit_test(test_config_errors_without_stream),
 	cmocka_unit_test(test_config_ref_unref),
 	cmocka_unit_test(test_config_ref_unref_is_thread_safe),
