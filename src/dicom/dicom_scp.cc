@@ -4,17 +4,20 @@
  *
  * DESIGN (see ../shared/docs/dcmtk-notes.md section 2):
  * - DcmSCPPool of DCMTK 3.6.7 leaks one thread per association, so the
- *   accept loop is ours: ASC_receiveAssociation in non-blocking mode with a
- *   1 s poll, a DcmThreadSCP subclass per association on a detached thread,
- *   and an association limit answered "rejected transient, local limit
- *   exceeded".
+ *   accept loop is ours: a DcmThreadSCP subclass per association on a
+ *   detached thread, and an association limit answered "rejected
+ *   transient, local limit exceeded".
  * - 3.6.7 enforces neither the called AE title nor more than 128
  *   presentation contexts: the AE checks are our hooks, and contexts are
  *   negotiated here, for every storage SOP class including private ones.
  * - The policy (which AE, where the file goes, what status) is the C side's,
  *   through struct dicom_scp_ops; this file only speaks DICOM.
  * - The listening socket is bound by us (bind address, IPv6) and put in
- *   place of the one DCMTK opened, with dup2().
+ *   place of the one DCMTK opened, with dup2(). We accept() ourselves, and a
+ *   connection's thread waits until its A-ASSOCIATE-RQ is in the socket
+ *   buffer before DCMTK reads it (dcmExternalSocketHandle): a client that
+ *   connects and stays silent never holds up the others (DCMTK's own loop
+ *   reads the request in the listener thread, for up to the ACSE timeout).
  * - Drain: idle associations are shut down; one inside a C-STORE finishes
  *   it, sends the response and is then aborted.
  */
@@ -32,6 +35,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,6 +46,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <string>
 #include <mutex>
 #include <thread>
 
@@ -109,19 +115,20 @@ storage_class(const char *uid)
 	return true;
 }
 
-/* DcmTransportConnection::getSocket() is protected; a pointer to the
- * member, named through a derived class, reads it for the drain. */
-struct SocketPeek : DcmTransportConnection {
-	static int fd(DcmTransportConnection *c)
-	{
-		return c ? (int)(c->*(&SocketPeek::getSocket))() : -1;
-	}
+struct Slot {
+	int  fd = -1;              /* socket, -1 once the association is ending */
+	bool busy = false;         /* inside a C-STORE */
+	bool associated = false;   /* past the A-ASSOCIATE-RQ */
 };
 
-struct Slot {
-	int  fd = -1;         /* socket, -1 once the association is ending */
-	bool busy = false;    /* inside a C-STORE */
-};
+/* dcmExternalSocketHandle is one process-wide variable: it is set, used
+ * by ASC_receiveAssociation and cleared under this lock. The A-ASSOCIATE-RQ
+ * is already in the socket buffer by then, so the lock is held briefly. */
+std::mutex external_socket_mu;
+
+/* Most connections an association may be waiting for beyond the limit
+ * (they are answered "local limit exceeded" once their request is read). */
+const int PENDING_MARGIN = 16;
 
 } // namespace
 
@@ -221,6 +228,12 @@ protected:
 		log_msg(LOG_INFO, "association id=%llu accepted calling_ae=%s "
 		    "called_ae=%s peer=%s", (unsigned long long)m_info.id,
 		    m_info.calling_ae, m_info.called_ae, m_info.peer_ip);
+	}
+
+	void notifyAssociationTermination() override
+	{
+		/* the socket is closed after this: the drain must not touch it */
+		forget_socket();
 	}
 
 	void notifyReleaseRequest() override
@@ -378,19 +391,119 @@ private:
 };
 
 void
-run_association(dicom_scp *scp, T_ASC_Association *assoc, uint64_t id)
+forget(dicom_scp *scp, uint64_t id)
 {
+	std::lock_guard<std::mutex> lk(scp->mu);
+	scp->live.erase(id);
+	scp->cv.notify_all();
+}
+
+/*
+ * Wait until the first PDU (the A-ASSOCIATE-RQ) is in the socket buffer, or
+ * its first 32 KiB, without reading it, so that DCMTK's read of it never
+ * blocks other connections: a peer that connects and stays silent costs
+ * its own thread only. False on timeout, close or drain.
+ */
+bool
+wait_first_pdu(dicom_scp *scp, int fd, int timeout_s)
+{
+	auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+
+	while (!scp->draining.load()) {
+		auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+		    until - std::chrono::steady_clock::now()).count();
+		if (left <= 0)
+			return false;
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		int n = poll(&pfd, 1, (int)(left < 200 ? left : 200));
+		if (n < 0 && errno != EINTR)
+			return false;
+		if (n <= 0)
+			continue;
+		unsigned char hdr[6];
+		ssize_t got = recv(fd, hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT);
+		if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+			return false;             /* closed or reset */
+		if (got == (ssize_t)sizeof(hdr)) {
+			uint64_t need = 6 + ((uint64_t)hdr[2] << 24 | (uint64_t)hdr[3] << 16 |
+			    (uint64_t)hdr[4] << 8 | hdr[5]);
+			int avail = 0;
+			if (need > 32768)
+				need = 32768;
+			if (ioctl(fd, FIONREAD, &avail) == 0 && (uint64_t)avail >= need)
+				return true;
+		}
+		if (pfd.revents & (POLLHUP | POLLERR))
+			return false;
+		/* part of the PDU is there: give the rest a moment */
+		std::this_thread::sleep_for(std::chrono::milliseconds(5));
+	}
+	return false;
+}
+
+void
+run_connection(dicom_scp *scp, int fd, uint64_t id, std::string peer)
+{
+	T_ASC_Association *a = NULL;
+	OFCondition c;
+
+	if (!wait_first_pdu(scp, fd, scp->p.acse_timeout_s)) {
+		if (!scp->draining.load())
+			log_msg(LOG_NOTICE, "connection from %s closed: no association "
+			    "request within %d s", peer.c_str(), scp->p.acse_timeout_s);
+		forget(scp, id);
+		close(fd);
+		return;
+	}
+	{
+		std::lock_guard<std::mutex> lk(external_socket_mu);
+		dcmExternalSocketHandle.set(fd);
+		c = ASC_receiveAssociation(scp->net, &a, (long)scp->p.max_pdu, NULL, NULL,
+		    OFFalse, DUL_NOBLOCK, scp->p.acse_timeout_s);
+		dcmExternalSocketHandle.set(DCMNET_INVALID_SOCKET);
+	}
+	/* from here DCMTK owns fd: it closes it when the association goes */
+	if (c.bad()) {
+		log_msg(LOG_NOTICE, "association request from %s not received: %s",
+		    peer.c_str(), c.text());
+		forget(scp, id);
+		if (a) {
+			ASC_dropAssociation(a);
+			ASC_destroyAssociation(&a);
+		}
+		return;
+	}
+	{
+		std::unique_lock<std::mutex> lk(scp->mu);
+		int n = 0;
+		for (auto &kv : scp->live)
+			n += kv.second.associated;
+		if (n >= scp->max_assoc.load() || scp->draining.load()) {
+			scp->live.erase(id);
+			scp->cv.notify_all();
+			lk.unlock();
+			log_msg(LOG_WARNING, "association from %s calling_ae=%s rejected: "
+			    "max_associations=%d reached", peer.c_str(),
+			    a->params->DULparams.callingAPTitle, scp->max_assoc.load());
+			T_ASC_RejectParameters rej = { ASC_RESULT_REJECTEDTRANSIENT,
+			    ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
+			    ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED };
+			(void)ASC_rejectAssociation(a, &rej);
+			ASC_dropAssociation(a);
+			ASC_destroyAssociation(&a);
+			return;
+		}
+		scp->live[id].associated = true;
+	}
 	try {
 		StoreSCP s(scp, id);
 		s.setSharedConfig(scp->shared);
-		(void)s.run(assoc);         /* the DcmSCP destructor frees assoc */
+		(void)s.run(a);         /* the DcmSCP destructor frees a */
 	} catch (...) {
 		log_msg(LOG_ERR, "association id=%llu: internal error (exception)",
 		    (unsigned long long)id);
 	}
-	std::lock_guard<std::mutex> lk(scp->mu);
-	scp->live.erase(id);
-	scp->cv.notify_all();
+	forget(scp, id);
 }
 
 int
@@ -517,62 +630,50 @@ dicom_scp_set_max_associations(struct dicom_scp *scp, int max)
 extern "C" int
 dicom_scp_run(struct dicom_scp *scp)
 {
-	try {
-		while (!scp->stop.load()) {
-			T_ASC_Association *a = NULL;
-			OFCondition c = ASC_receiveAssociation(scp->net, &a,
-			    (long)scp->p.max_pdu, NULL, NULL, OFFalse, DUL_NOBLOCK, 1);
-			if (c == DUL_NOASSOCIATIONREQUEST) {
-				ASC_destroyAssociation(&a);
-				continue;
+	int lfd = DUL_networkSocket(scp->net->network);
+
+	while (!scp->stop.load()) {
+		struct pollfd pfd = { lfd, POLLIN, 0 };
+		int n = poll(&pfd, 1, 500);
+		if (n <= 0)
+			continue;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+				log_msg(LOG_ERR, "accept: %s, pausing", strerror(errno));
+				std::this_thread::sleep_for(std::chrono::milliseconds(200));
 			}
-			if (c.bad()) {
-				log_msg(LOG_NOTICE, "association request not received: %s",
-				    c.text());
-				if (a) {
-					ASC_dropAssociation(a);
-					ASC_destroyAssociation(&a);
-				}
-				continue;
-			}
-			std::unique_lock<std::mutex> lk(scp->mu);
-			if ((int)scp->live.size() >= scp->max_assoc.load() ||
-			    scp->stop.load()) {
-				lk.unlock();
-				log_msg(LOG_WARNING, "association from %s rejected: "
-				    "max_associations=%d reached",
-				    a->params->DULparams.callingPresentationAddress,
-				    scp->max_assoc.load());
-				T_ASC_RejectParameters rej = { ASC_RESULT_REJECTEDTRANSIENT,
-				    ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED,
-				    ASC_REASON_SP_PRES_LOCALLIMITEXCEEDED };
-				(void)ASC_rejectAssociation(a, &rej);
-				ASC_dropAssociation(a);
-				ASC_destroyAssociation(&a);
-				continue;
-			}
-			uint64_t id = scp->next_id++;
-			Slot &slot = scp->live[id];
-			DcmTransportConnection *tc = DUL_getTransportConnection(a->DULassociation);
-			slot.fd = SocketPeek::fd(tc);
-			lk.unlock();
-			try {
-				std::thread(run_association, scp, a, id).detach();
-			} catch (...) {
-				log_msg(LOG_ERR, "cannot start association thread, rejecting");
-				lk.lock();
-				scp->live.erase(id);
-				lk.unlock();
-				ASC_abortAssociation(a);
-				ASC_dropAssociation(a);
-				ASC_destroyAssociation(&a);
-			}
+			continue;
 		}
-		return 0;
-	} catch (...) {
-		log_msg(LOG_ERR, "accept loop: internal error (exception)");
-		return -ENOMEM;
+		char host[INET6_ADDRSTRLEN] = "?";
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+
+		std::unique_lock<std::mutex> lk(scp->mu);
+		if ((int)scp->live.size() >= scp->max_assoc.load() + PENDING_MARGIN) {
+			lk.unlock();
+			log_msg(LOG_WARNING, "connection from %s closed: %d connections "
+			    "open (max_associations=%d)", host, (int)scp->live.size(),
+			    scp->max_assoc.load());
+			close(fd);
+			continue;
+		}
+		uint64_t id = scp->next_id++;
+		scp->live[id].fd = fd;
+		lk.unlock();
+		try {
+			std::thread(run_connection, scp, fd, id, std::string(host)).detach();
+		} catch (...) {
+			log_msg(LOG_ERR, "cannot start a thread for %s, closing", host);
+			forget(scp, id);
+			close(fd);
+		}
 	}
+	return 0;
 }
 
 extern "C" void
