@@ -74,6 +74,24 @@ struct dicom_meta {
  */
 int dicom_meta_read(const char *path, struct dicom_meta *m, char *err, size_t errlen);
 
+/* ---- pixels for analysis ------------------------------------------------- */
+
+struct triaged_image;   /* include/triaged/backend.h */
+
+/*
+ * Decode frame FRAME (1-based) of the Part 10 file PATH into a
+ * struct triaged_image (see backend.h for what it holds): any transfer
+ * syntax triaged accepts, JPEG 2000 through OpenJPEG (Debian's DCMTK has no
+ * J2K codec), modality LUT, VOI window (first in the file, else min/max),
+ * MONOCHROME1 inverted, colour to luminance, downsampled by area averaging
+ * so that neither side exceeds MAX_DIM (0 = full size). Thread-safe.
+ * 0, or a negative errno with ERR filled (-EBADMSG: undecodable pixels,
+ * -ENOTSUP: no pixel data or unsupported layout, -ENOMEM).
+ */
+int  dicom_image_load(const char *path, uint32_t frame, uint32_t max_dim,
+                      struct triaged_image **out, char *err, size_t errlen);
+void dicom_image_free(struct triaged_image *img);
+
 /* ---- the storage SCP ---------------------------------------------------- */
 
 enum dicom_reject {

@@ -222,6 +222,8 @@ def main():
         ds = raw[dicomtool.meta_end(raw):]
         if opts["--truncate"] is not None:
             ds = ds[:int(opts["--truncate"])]
+        if len(ds) % 2:
+            ds += b"\0"      # PDV fragments must have an even length (PS3.8 9.3.5.1)
         pcid = 2 * n + 1
         sop_class = opts["--sop-class"] or info["sop_class"] or "1.2.840.10008.5.1.4.1.1.7"
         contexts.append((pcid, sop_class, [info["ts"] or IMPLICIT_LE]))
@@ -250,6 +252,7 @@ def main():
 
     ok = True
     msgid = 0
+    current = "echo" if echo else ""
     try:
         if echo:
             msgid += 1
@@ -266,6 +269,7 @@ def main():
                 print("RESULT 0x%04X echo" % st)
                 ok = st == 0
         for f, pcid, sop_class, sop, ds in plan:
+            current = f
             if pcid not in accepted:
                 print("NOCONTEXT %s" % f)
                 ok = False
@@ -287,10 +291,11 @@ def main():
         if hold > 0:
             print("HOLDING", flush=True)
             time.sleep(hold)
+        current = "release"
         c.s.sendall(pdu(0x05, b"\0" * 4))
         c.read_pdu()
     except (OSError, ConnectionError) as e:
-        print("ABORTED %s" % e, flush=True)
+        print("ABORTED %s %s" % (current, e), flush=True)
         return 1
     finally:
         c.s.close()

@@ -2,7 +2,8 @@
 # from three senders: storescu (with the profile), dcmjs-dimse (it sends some
 # broken files storescu refuses) and rawscu.py (sends the file's dataset
 # bytes as they are, with a well-formed command; a fresh SOP Instance UID in
-# the command when the file has none).
+# the command when the file has none). All through wiretap.py, so that the
+# SOP Instance UID each sender really put in its request is known.
 #
 # Config:   defaults.
 # Expected: for every file the daemon receives, either an error status (no
@@ -29,9 +30,24 @@ TABLE=$T/out/table.tsv
 : > "$TABLE"
 received=0 errors=0 successes=0 failures=0
 
+wiretap_start "$T/out/wire"
+WIRE_INDEX=$T/out/wire/index.jsonl
+touch "$WIRE_INDEX"
+
+# wire_sop LINES_BEFORE DEFAULT: the Affected SOP Instance UID the last send
+# actually put in its C-STORE request (senders may rewrite UIDs: dcmjs
+# strips letters from UI values), or DEFAULT when nothing was sent
+wire_sop() {
+	tail -n +"$(($1 + 1))" "$WIRE_INDEX" | "$PY" -c '
+import json, sys
+sops = [r["sop_uid"] for r in map(json.loads, sys.stdin) if "sop_uid" in r]
+print(sops[-1] if sops else sys.argv[1])' "$2"
+}
+
 # judge FILE TOOL RESULT_TSV COUNT_BEFORE SOP: classify one send, append to the table
 judge() {
 	local f=$1 tool=$2 tsv=$3 before=$4 sop=$5 code text after stored probs verdict
+	sop=$(wire_sop "$WIRE_LINES" "$sop")
 	code=$(cut -f2 "$tsv" | head -n 1)
 	text=$(cut -f3 "$tsv" | head -n 1)
 	after=$(stored_count)
@@ -79,19 +95,19 @@ for f in "${FILES[@]}"; do
 	sop=$(dicomtool info "$f" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["sop_uid"] or "")')
 	b=$(basename "$f" .dcm)
 
-	before=$(stored_count)
+	before=$(stored_count); WIRE_LINES=$(wc -l < "$WIRE_INDEX")
 	storescu_send "$T/out/$b.storescu.log" MODALITY1 "$f" || true
 	sender_results storescu "$T/out/$b.storescu.log" "$f" > "$T/out/$b.storescu.tsv"
 	judge "$f" storescu "$T/out/$b.storescu.tsv" "$before" "$sop"
 
 	if [ "$HAVE_DIMSE" = 1 ]; then
-		before=$(stored_count)
+		before=$(stored_count); WIRE_LINES=$(wc -l < "$WIRE_INDEX")
 		dimse_send "$T/out/$b.dimse.log" NODESCU "$f" --each || true
 		sender_results dimse "$T/out/$b.dimse.log" "$f" > "$T/out/$b.dimse.tsv"
 		judge "$f" dcmjs-dimse "$T/out/$b.dimse.tsv" "$before" "$sop"
 	fi
 
-	before=$(stored_count)
+	before=$(stored_count); WIRE_LINES=$(wc -l < "$WIRE_INDEX")
 	rsop=$sop
 	extra=()
 	if [ -z "$rsop" ]; then
@@ -103,6 +119,7 @@ for f in "${FILES[@]}"; do
 	judge "$f" "rawscu${extra[*]:+ (command UID $rsop)}" "$T/out/$b.raw.tsv" "$before" "$rsop"
 done
 
+wiretap_stop
 step "results"
 awk -F'\t' '{ printf "    %-48s %-22s %s\n", $1, substr($2, 1, 22), $3 }' "$TABLE"
 log "$received sends reached the daemon: $errors answered with an error status, $successes with Success; $failures problem(s)"
