@@ -171,6 +171,10 @@ static const struct key_def analysis_keys[] = {
 	  FIELD(struct config, analysis.max_attempts) },
 	{ .name = "uid_root", .type = KT_STRING, .def = "", .max = 24,
 	  .check = check_uid_root, FIELD(struct config, analysis.uid_root) },
+	{ .name = "retry_base_s", .type = KT_INT, .def = "30", .min = 1, .max = 86400,
+	  FIELD(struct config, analysis.retry_base_s) },
+	{ .name = "retry_max_s", .type = KT_INT, .def = "3600", .min = 1, .max = 604800,
+	  FIELD(struct config, analysis.retry_max_s) },
 };
 
 #define ROUTE_CONDITION(key) \

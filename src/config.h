@@ -121,6 +121,8 @@ struct config {
 		int      workers;             /* default 2 */
 		int      max_attempts;        /* default 5 */
 		char    *uid_root;            /* default "" = 2.25.<UUID> */
+		int      retry_base_s;        /* first backoff, default 30 */
+		int      retry_max_s;         /* backoff cap, default 3600 */
 	} analysis;
 
 	size_t nroutes;       struct config_route       *routes;

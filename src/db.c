@@ -74,9 +74,57 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX instances_study ON instances(study_id);"
 	"CREATE INDEX instances_received ON instances(received_at);",
+
+	/* 2: route and analyse */
+	"ALTER TABLE studies ADD COLUMN routed_generation INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE studies ADD COLUMN views_checked INTEGER NOT NULL DEFAULT 0;"
+	"CREATE INDEX studies_routing ON studies(state, routed_generation);"
+	"CREATE TABLE jobs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,"
+	"  generation INTEGER NOT NULL,"
+	"  route TEXT NOT NULL,"
+	"  backend TEXT NOT NULL,"
+	"  sr_template TEXT NOT NULL DEFAULT 'tid1500',"
+	"  state TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (state IN ('pending','running','done','failed','cancelled')),"
+	"  priority INTEGER NOT NULL DEFAULT 5,"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  not_before INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  error TEXT NOT NULL DEFAULT '',"
+	"  outcome TEXT NOT NULL DEFAULT '',"
+	"  score REAL,"
+	"  result_json TEXT,"
+	"  supersedes INTEGER REFERENCES jobs(id),"
+	"  UNIQUE (study_id, generation, route)"
+	");"
+	"CREATE INDEX jobs_claim ON jobs(state, priority, created_at, id);"
+	"CREATE INDEX jobs_created ON jobs(created_at);"
+	"CREATE INDEX jobs_study ON jobs(study_id);"
+	"CREATE TABLE job_instances ("
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  instance_id INTEGER NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (job_id, instance_id)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE attempts ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  attempt INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  finished_at INTEGER,"
+	"  status TEXT NOT NULL DEFAULT 'running',"
+	"  message TEXT NOT NULL DEFAULT ''"
+	");"
+	"CREATE INDEX attempts_job ON attempts(job_id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == DB_SCHEMA_VERSION,
+    "DB_SCHEMA_VERSION must be the number of migrations");
 
 sqlite3 *
 db_handle(struct db *db)

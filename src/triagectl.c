@@ -23,7 +23,10 @@
 #include "config.h"
 #include "db.h"
 #include "fs.h"
+#include "dicom/dicom.h"
 #include "log.h"
+#include "match.h"
+#include "router.h"
 #include "spool.h"
 #include "uid.h"
 
@@ -297,17 +300,90 @@ list_studies(struct ctl *c)
 static int
 cmd_list(struct ctl *c)
 {
-	cJSON *doc;
+	cJSON *doc, *arr;
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL);
+	int n = 0;
+	static const char *const states[] = { "pending", "running", "done", "failed",
+	    "cancelled" };
+	bool ok = !c->state;
 
 	if (c->studies)
 		return list_studies(c);
-	/* jobs: made by the router (a later stage); none before it exists */
+	for (size_t i = 0; c->state && i < sizeof(states) / sizeof(states[0]); i++)
+		ok |= strcmp(c->state, states[i]) == 0;
+	if (!ok) {
+		fprintf(stderr, "triagectl: job state is pending, running, done, failed or "
+		    "cancelled\n");
+		return EXIT_USAGE;
+	}
+	st = prepare(c, "SELECT j.id, j.state, j.priority, j.route, j.backend, s.study_uid,"
+	    " s.accession, s.patient_id, s.modalities, s.study_date, j.attempts, j.created_at,"
+	    " j.outcome, j.score, j.error, j.updated_at"
+	    " FROM jobs j JOIN studies s ON s.id = j.study_id"
+	    " WHERE (?1 IS NULL OR j.state = ?1) AND (?2 IS NULL OR j.route = ?2)"
+	    "  AND (?3 = 0 OR j.created_at >= ?3)"
+	    " ORDER BY j.created_at DESC, j.id DESC LIMIT ?4");
+	if (!st)
+		return EXIT_FAIL;
+	if (c->state)
+		sqlite3_bind_text(st, 1, c->state, -1, SQLITE_STATIC);
+	if (c->route)
+		sqlite3_bind_text(st, 2, c->route, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->since_s ? now - c->since_s : 0);
+	sqlite3_bind_int64(st, 4, c->limit);
 	doc = cJSON_CreateObject();
-	cJSON_AddArrayToObject(doc, "jobs");
+	arr = cJSON_AddArrayToObject(doc, "jobs");
+	if (!c->json)
+		printf("%-7s %-9s %-3s %-12s %-10s %-14s %-12s %-4s %-8s %-4s %-5s %s\n", "ID",
+		    "STATE", "PRI", "ROUTE", "BACKEND", "ACCESSION", "PATIENT ID", "MOD",
+		    "DATE", "TRY", "AGE", "OUTCOME");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char age[16];
+		n++;
+		age_str(now - sqlite3_column_int64(st, 11), age, sizeof(age));
+		if (c->json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(o, "state", col_text(st, 1));
+			cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 2));
+			cJSON_AddStringToObject(o, "route", col_text(st, 3));
+			cJSON_AddStringToObject(o, "backend", col_text(st, 4));
+			cJSON_AddStringToObject(o, "study_uid", col_text(st, 5));
+			cJSON_AddStringToObject(o, "accession", col_text(st, 6));
+			cJSON_AddStringToObject(o, "patient_id", col_text(st, 7));
+			cJSON_AddStringToObject(o, "modality", col_text(st, 8));
+			cJSON_AddStringToObject(o, "study_date", col_text(st, 9));
+			cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 10));
+			cJSON_AddNumberToObject(o, "age_s", (double)(now - sqlite3_column_int64(st, 11)));
+			cJSON_AddStringToObject(o, "outcome", col_text(st, 12));
+			if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+				cJSON_AddNumberToObject(o, "score", sqlite3_column_double(st, 13));
+			else
+				cJSON_AddNullToObject(o, "score");
+			cJSON_AddStringToObject(o, "error", col_text(st, 14));
+			cJSON_AddItemToArray(arr, o);
+			continue;
+		}
+		char outcome[80];
+		if (sqlite3_column_type(st, 13) != SQLITE_NULL)
+			snprintf(outcome, sizeof(outcome), "%s %.2f", col_text(st, 12),
+			    sqlite3_column_double(st, 13));
+		else
+			snprintf(outcome, sizeof(outcome), "%s", col_text(st, 12));
+		if (!outcome[0] && col_text(st, 14)[0])
+			snprintf(outcome, sizeof(outcome), "%.70s", col_text(st, 14));
+		printf("%-7lld %-9s %-3d %-12.12s %-10.10s %-14.14s %-12.12s %-4.4s %-8.8s %-4d "
+		    "%-5s %s\n", (long long)sqlite3_column_int64(st, 0), col_text(st, 1),
+		    sqlite3_column_int(st, 2), col_text(st, 3), col_text(st, 4), col_text(st, 6),
+		    col_text(st, 7), col_text(st, 8), col_text(st, 9), sqlite3_column_int(st, 10),
+		    age, outcome);
+	}
+	sqlite3_finalize(st);
 	if (c->json)
 		print_json(doc);
-	else
-		printf("(no jobs)  -- triagectl list --studies lists received studies\n");
+	else if (n == 0)
+		printf("(no jobs)\n");
 	cJSON_Delete(doc);
 	return EXIT_OK;
 }
@@ -374,7 +450,28 @@ show_study(struct ctl *c, const char *uid)
 		cJSON_AddItemToArray(arr, o);
 	}
 	sqlite3_finalize(st);
-	cJSON_AddArrayToObject(doc, "jobs");
+	cJSON *jobs = cJSON_AddArrayToObject(doc, "jobs");
+	if ((st = prepare(c, "SELECT id, state, route, backend, generation, attempts, outcome,"
+	    " score, error FROM jobs WHERE study_id = ? ORDER BY id"))) {
+		sqlite3_bind_int64(st, 1, sid);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(o, "state", col_text(st, 1));
+			cJSON_AddStringToObject(o, "route", col_text(st, 2));
+			cJSON_AddStringToObject(o, "backend", col_text(st, 3));
+			cJSON_AddNumberToObject(o, "generation", sqlite3_column_int(st, 4));
+			cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 5));
+			cJSON_AddStringToObject(o, "outcome", col_text(st, 6));
+			if (sqlite3_column_type(st, 7) != SQLITE_NULL)
+				cJSON_AddNumberToObject(o, "score", sqlite3_column_double(st, 7));
+			else
+				cJSON_AddNullToObject(o, "score");
+			cJSON_AddStringToObject(o, "error", col_text(st, 8));
+			cJSON_AddItemToArray(jobs, o);
+		}
+		sqlite3_finalize(st);
+	}
 	cJSON_AddArrayToObject(doc, "results");
 	cJSON_AddArrayToObject(doc, "dispatches");
 
@@ -403,7 +500,181 @@ show_study(struct ctl *c, const char *uid)
 			    G("sop_instance_uid"));
 #undef G
 		}
-		printf("\njobs        none\nresults     none\ndispatches  none\n");
+		printf("\njobs (%d)\n", cJSON_GetArraySize(jobs));
+		for (cJSON *o = jobs->child; o; o = o->next)
+			printf("  %-6d %-9s %-14s %-12s %s %s\n",
+			    cJSON_GetObjectItem(o, "id")->valueint,
+			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "state")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "route")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "backend")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "outcome")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")));
+		printf("results     none\ndispatches  none\n");
+	}
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+static int
+show_job(struct ctl *c, int64_t id)
+{
+	cJSON *doc, *job, *arr;
+	sqlite3_stmt *st;
+	char t[32];
+	const char *result_json = NULL;
+
+	st = prepare(c, "SELECT j.id, j.state, j.priority, j.route, j.backend, s.study_uid,"
+	    " s.accession, s.patient_id, s.modalities, s.study_date, j.attempts, j.created_at,"
+	    " j.updated_at, j.started_at, j.finished_at, j.not_before, j.outcome, j.score,"
+	    " j.error, j.generation, j.supersedes, j.sr_template, j.result_json"
+	    " FROM jobs j JOIN studies s ON s.id = j.study_id WHERE j.id = ?");
+	if (!st)
+		return EXIT_FAIL;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		fprintf(stderr, "triagectl: no job %lld\n", (long long)id);
+		return EXIT_NOTFOUND;
+	}
+	doc = cJSON_CreateObject();
+	job = cJSON_AddObjectToObject(doc, "job");
+	cJSON_AddNumberToObject(job, "id", (double)sqlite3_column_int64(st, 0));
+	cJSON_AddStringToObject(job, "state", col_text(st, 1));
+	cJSON_AddNumberToObject(job, "priority", sqlite3_column_int(st, 2));
+	cJSON_AddStringToObject(job, "route", col_text(st, 3));
+	cJSON_AddStringToObject(job, "backend", col_text(st, 4));
+	cJSON_AddStringToObject(job, "study_uid", col_text(st, 5));
+	cJSON_AddStringToObject(job, "accession", col_text(st, 6));
+	cJSON_AddStringToObject(job, "patient_id", col_text(st, 7));
+	cJSON_AddStringToObject(job, "modality", col_text(st, 8));
+	cJSON_AddStringToObject(job, "study_date", col_text(st, 9));
+	cJSON_AddNumberToObject(job, "attempts", sqlite3_column_int(st, 10));
+	iso_time(sqlite3_column_int64(st, 11), t, sizeof(t));
+	cJSON_AddStringToObject(job, "created", t);
+	iso_time(sqlite3_column_int64(st, 12), t, sizeof(t));
+	cJSON_AddStringToObject(job, "updated", t);
+	iso_time(sqlite3_column_int64(st, 14), t, sizeof(t));
+	cJSON_AddStringToObject(job, "finished", t);
+	if (!strcmp(col_text(st, 1), "pending") && sqlite3_column_int64(st, 15) > 0) {
+		iso_time(sqlite3_column_int64(st, 15), t, sizeof(t));
+		cJSON_AddStringToObject(job, "next_attempt", t);
+	}
+	cJSON_AddStringToObject(job, "outcome", col_text(st, 16));
+	if (sqlite3_column_type(st, 17) != SQLITE_NULL)
+		cJSON_AddNumberToObject(job, "score", sqlite3_column_double(st, 17));
+	else
+		cJSON_AddNullToObject(job, "score");
+	cJSON_AddStringToObject(job, "error", col_text(st, 18));
+	cJSON_AddNumberToObject(job, "generation", sqlite3_column_int(st, 19));
+	if (sqlite3_column_type(st, 20) != SQLITE_NULL)
+		cJSON_AddNumberToObject(job, "supersedes", (double)sqlite3_column_int64(st, 20));
+	cJSON_AddStringToObject(job, "sr_template", col_text(st, 21));
+	result_json = (const char *)sqlite3_column_text(st, 22);
+	if (result_json) {
+		cJSON *r = cJSON_Parse(result_json);
+		cJSON_AddItemToObject(doc, "result", r ? r : cJSON_CreateNull());
+	} else {
+		cJSON_AddNullToObject(doc, "result");
+	}
+	sqlite3_finalize(st);
+
+	arr = cJSON_AddArrayToObject(doc, "attempts");
+	if ((st = prepare(c, "SELECT attempt, started_at, finished_at, status, message"
+	    " FROM attempts WHERE job_id = ? ORDER BY attempt, id"))) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "attempt", sqlite3_column_int(st, 0));
+			iso_time(sqlite3_column_int64(st, 1), t, sizeof(t));
+			cJSON_AddStringToObject(o, "started", t);
+			iso_time(sqlite3_column_int64(st, 2), t, sizeof(t));
+			cJSON_AddStringToObject(o, "finished", t);
+			cJSON_AddStringToObject(o, "status", col_text(st, 3));
+			cJSON_AddStringToObject(o, "message", col_text(st, 4));
+			cJSON_AddItemToArray(arr, o);
+		}
+		sqlite3_finalize(st);
+	}
+	arr = cJSON_AddArrayToObject(doc, "instances");
+	if ((st = prepare(c, "SELECT i.sop_uid, i.sop_class_uid, i.modality, i.laterality,"
+	    " i.view_position, i.body_part, i.rows, i.columns, i.path FROM job_instances ji"
+	    " JOIN instances i ON i.id = ji.instance_id WHERE ji.job_id = ? ORDER BY i.id"))) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "sop_instance_uid", col_text(st, 0));
+			cJSON_AddStringToObject(o, "sop_class_uid", col_text(st, 1));
+			cJSON_AddStringToObject(o, "modality", col_text(st, 2));
+			cJSON_AddStringToObject(o, "laterality", col_text(st, 3));
+			cJSON_AddStringToObject(o, "view_position", col_text(st, 4));
+			cJSON_AddStringToObject(o, "body_part", col_text(st, 5));
+			cJSON_AddNumberToObject(o, "rows", sqlite3_column_int(st, 6));
+			cJSON_AddNumberToObject(o, "columns", sqlite3_column_int(st, 7));
+			cJSON_AddStringToObject(o, "path", col_text(st, 8));
+			cJSON_AddItemToArray(arr, o);
+		}
+		sqlite3_finalize(st);
+	}
+	cJSON_AddArrayToObject(doc, "results");
+	cJSON_AddArrayToObject(doc, "dispatches");
+
+	if (c->json) {
+		print_json(doc);
+	} else {
+#define F(k) cJSON_GetStringValue(cJSON_GetObjectItem(job, k))
+		cJSON *sc = cJSON_GetObjectItem(job, "score"), *res;
+		printf("job         %lld\nstate       %s\nroute       %s (backend %s, priority %d)\n",
+		    (long long)id, F("state"), F("route"), F("backend"),
+		    cJSON_GetObjectItem(job, "priority")->valueint);
+		printf("study       %s (accession %s, patient id %s, %s %s)\n", F("study_uid"),
+		    F("accession"), F("patient_id"), F("modality"), F("study_date"));
+		printf("created     %s, finished %s, attempts %d\n", F("created"), F("finished"),
+		    cJSON_GetObjectItem(job, "attempts")->valueint);
+		if (cJSON_GetObjectItem(job, "next_attempt"))
+			printf("next try    %s\n", F("next_attempt"));
+		if (F("outcome")[0])
+			printf("outcome     %s%s", F("outcome"), cJSON_IsNumber(sc) ? "" : "\n");
+		if (F("outcome")[0] && cJSON_IsNumber(sc))
+			printf(" (score %.2f)\n", sc->valuedouble);
+		if (F("error")[0])
+			printf("error       %s\n", F("error"));
+#undef F
+		res = cJSON_GetObjectItem(doc, "result");
+		cJSON *algo = cJSON_GetObjectItem(res, "algorithm");
+		if (algo)
+			printf("algorithm   %s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(algo, "name")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(algo, "version")));
+		cJSON *study = cJSON_GetObjectItem(res, "study"), *it;
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(study, "measurements"))
+			printf("measurement %s = %g %s\n",
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "name")),
+			    cJSON_GetObjectItem(it, "value")->valuedouble,
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "unit")));
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "findings")) {
+			cJSON *b = cJSON_GetObjectItem(it, "box"), *s2 = cJSON_GetObjectItem(it, "score");
+			printf("finding     %s", cJSON_GetStringValue(cJSON_GetObjectItem(it, "label")));
+			if (cJSON_IsNumber(s2))
+				printf(" %.2f", s2->valuedouble);
+			if (cJSON_GetArraySize(b) == 4)
+				printf(" box [%.0f %.0f %.0f %.0f]", cJSON_GetArrayItem(b, 0)->valuedouble,
+				    cJSON_GetArrayItem(b, 1)->valuedouble,
+				    cJSON_GetArrayItem(b, 2)->valuedouble,
+				    cJSON_GetArrayItem(b, 3)->valuedouble);
+			printf(" on %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(it, "sop_instance_uid")));
+		}
+		printf("\nattempts\n");
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(doc, "attempts"))
+			printf("  #%d %s %-11s %s\n", cJSON_GetObjectItem(it, "attempt")->valueint,
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "started")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "status")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "message")));
+		printf("\ninstances (%d)\n", cJSON_GetArraySize(cJSON_GetObjectItem(doc, "instances")));
+		cJSON_ArrayForEach(it, cJSON_GetObjectItem(doc, "instances"))
+			printf("  %-4s %-3s %-5s %s\n",
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "modality")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "laterality")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "view_position")),
+			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "sop_instance_uid")));
 	}
 	cJSON_Delete(doc);
 	return EXIT_OK;
@@ -412,8 +683,16 @@ show_study(struct ctl *c, const char *uid)
 static int
 cmd_show(struct ctl *c)
 {
-	char u[UID_MAX + 1];
+	char u[UID_MAX + 1], *end;
 
+	if (c->argc == 1 && c->argv[0][0] >= '1' && c->argv[0][0] <= '9' &&
+	    !strchr(c->argv[0], '.')) {
+		long long id;
+		errno = 0;
+		id = strtoll(c->argv[0], &end, 10);
+		if (!errno && !*end)
+			return show_job(c, id);
+	}
 	if (c->argc != 1) {
 		fprintf(stderr, "usage: triagectl show ID|STUDY_UID\n");
 		return EXIT_USAGE;
@@ -426,6 +705,115 @@ cmd_show(struct ctl *c)
 	return show_study(c, u);
 }
 
+/* ---- route (dry run) ---------------------------------------------------- */
+
+static int
+cmd_route(struct ctl *c)
+{
+	struct dicom_meta *m;
+	struct match_instance *mi;
+	struct router_instance *ri;
+	cJSON *doc, *files, *routes;
+	char err[256];
+	size_t n = 0;
+	int rc = EXIT_OK;
+
+	if (c->argc < 1) {
+		fprintf(stderr, "usage: triagectl route FILE...\n");
+		return EXIT_USAGE;
+	}
+	if (dicom_global_init(err, sizeof(err)) < 0) {
+		fprintf(stderr, "triagectl: %s\n", err);
+		return EXIT_FAIL;
+	}
+	m = calloc((size_t)c->argc, sizeof(*m));
+	mi = calloc((size_t)c->argc, sizeof(*mi));
+	ri = calloc((size_t)c->argc, sizeof(*ri));
+	doc = cJSON_CreateObject();
+	if (!m || !mi || !ri || !doc) {
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	files = cJSON_AddArrayToObject(doc, "files");
+	for (int i = 0; i < c->argc; i++) {
+		cJSON *f = cJSON_CreateObject();
+		cJSON_AddStringToObject(f, "path", c->argv[i]);
+		cJSON_AddItemToArray(files, f);
+		if (dicom_meta_read(c->argv[i], &m[n], err, sizeof(err)) < 0) {
+			cJSON_AddStringToObject(f, "error", err[0] ? err : "cannot read");
+			if (!c->json)
+				printf("%s: not usable: %s\n", c->argv[i], err[0] ? err : "cannot read");
+			continue;
+		}
+		mi[n] = (struct match_instance){
+			.modality = m[n].modality, .body_part = m[n].body_part,
+			.sop_class = m[n].sop_class_uid, .calling_ae = "",
+			.study_description = m[n].study_description,
+			.series_description = m[n].series_description,
+			.laterality = m[n].laterality, .view_position = m[n].view_position,
+			.presentation_intent = m[n].presentation_intent,
+			.age_years = match_age_years(m[n].patient_age, m[n].patient_birth_date,
+			    m[n].study_date),
+		};
+		ri[n] = (struct router_instance){ .sop_uid = m[n].sop_uid,
+		    .requested_priority = m[n].requested_priority, .dimse_priority = -1,
+		    .m = &mi[n] };
+		cJSON_AddStringToObject(f, "sop_instance_uid", m[n].sop_uid);
+		cJSON_AddStringToObject(f, "study_uid", m[n].study_uid);
+		cJSON_AddStringToObject(f, "modality", m[n].modality);
+		cJSON_AddStringToObject(f, "body_part", m[n].body_part);
+		cJSON_AddStringToObject(f, "laterality", m[n].laterality);
+		cJSON_AddStringToObject(f, "view_position", m[n].view_position);
+		cJSON_AddStringToObject(f, "presentation_intent", m[n].presentation_intent);
+		if (mi[n].age_years >= 0)
+			cJSON_AddNumberToObject(f, "patient_age_years",
+			    (double)(int)(mi[n].age_years * 10) / 10);
+		n++;
+	}
+	if (n == 0) {
+		fprintf(stderr, "triagectl: none of the files is a usable DICOM instance\n");
+		rc = EXIT_FAIL;
+		goto out;
+	}
+	if (!c->json)
+		printf("%zu instance(s); the calling AE is not known in a dry run (calling_ae "
+		    "conditions see an empty value)\n\n", n);
+	routes = cJSON_AddArrayToObject(doc, "routes");
+	for (size_t i = 0; i < c->cfg->nroutes; i++) {
+		const struct config_route *r = &c->cfg->routes[i];
+		struct router_verdict v;
+		router_evaluate(r, ri, n, &v);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "route", r->name);
+		cJSON_AddStringToObject(o, "backend", r->backend[0] ? r->backend : "reference");
+		cJSON_AddBoolToObject(o, "fires", v.fires);
+		cJSON_AddNumberToObject(o, "matching", (double)v.nmatch);
+		cJSON_AddNumberToObject(o, "priority", v.priority);
+		if (r->expected_views.n)
+			cJSON_AddBoolToObject(o, "expected_views_complete", v.expected_complete);
+		cJSON_AddStringToObject(o, "why", v.fires ? "" : v.why);
+		cJSON_AddItemToArray(routes, o);
+		if (c->json)
+			continue;
+		if (v.fires)
+			printf("route %-14s FIRES  -> backend %s, %zu of %zu instance(s), priority %d%s%s\n",
+			    r->name, r->backend[0] ? r->backend : "reference", v.nmatch, n,
+			    v.priority, r->expected_views.n ? (v.expected_complete ?
+			    ", expected views complete" : ", expected views incomplete: ") : "",
+			    r->expected_views.n && !v.expected_complete ? v.views : "");
+		else
+			printf("route %-14s no     (%s)\n", r->name, v.why);
+	}
+	if (c->json)
+		print_json(doc);
+out:
+	cJSON_Delete(doc);
+	free(m);
+	free(mi);
+	free(ri);
+	return rc;
+}
+
 /* ---- main --------------------------------------------------------------- */
 
 static const struct command {
@@ -436,6 +824,7 @@ static const struct command {
 	{ "status", cmd_status, "status" },
 	{ "list", cmd_list, "list [--studies] [--state S] [--route R] [--since DURATION] [--limit N]" },
 	{ "show", cmd_show, "show ID|STUDY_UID" },
+	{ "route", cmd_route, "route FILE...   (dry run: which routes fire, and why not)" },
 };
 
 static void
@@ -525,7 +914,8 @@ main(int argc, char **argv)
 
 	if (config_load(path, &c.cfg, stderr) < 0)
 		return EXIT_FAIL;
-	if (db_open(c.cfg->storage.database, 0, &c.db, err, sizeof(err)) < 0) {
+	if (cmd->fn != cmd_route &&
+	    db_open(c.cfg->storage.database, 0, &c.db, err, sizeof(err)) < 0) {
 		fprintf(stderr, "triagectl: %s\n", err);
 		config_unref(c.cfg);
 		return EXIT_FAIL;

@@ -28,11 +28,15 @@
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
+#include "queue.h"
 #include "receiver.h"
+#include "router.h"
 #include "spool.h"
 #include "study.h"
+#include "worker.h"
 
 #define DRAIN_TIMEOUT_MS 30000
+#define WORKER_STOP_MS   5000
 
 static void
 usage(FILE *f)
@@ -153,7 +157,7 @@ status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
 }
 
 static struct config *
-reload(const char *path, struct config *cur, struct receiver *recv)
+reload(const char *path, struct config *cur, struct receiver *recv, struct workers *workers)
 {
 	struct config *next = NULL;
 
@@ -174,6 +178,7 @@ reload(const char *path, struct config *cur, struct receiver *recv)
 	snprintf(next->server.ae_title, sizeof(next->server.ae_title), "%s",
 	    cur->server.ae_title);
 	receiver_set_config(recv, next);
+	workers_set_config(workers, next);
 	log_notice("configuration reloaded from %s", path);
 	notify_ready("configuration reloaded");
 	config_unref(cur);
@@ -196,8 +201,9 @@ main(int argc, char **argv)
 	struct spool *spool = NULL;
 	struct db *db = NULL;
 	struct receiver *recv = NULL;
+	struct workers *workers = NULL;
 	pthread_t recv_tid;
-	bool recv_started = false, check_only = false;
+	bool recv_started = false, check_only = false, detached = false;
 	sigset_t sigs;
 	char err[512], status[256];
 	int c, r, lockfd = -1, rc = 1;
@@ -264,6 +270,8 @@ main(int argc, char **argv)
 	}
 	if (reconcile(spool, db) < 0)
 		goto out;
+	if ((r = queue_requeue_running(db, (int64_t)time(NULL))) > 0)
+		log_notice("%d job(s) interrupted by the last stop are pending again", r);
 	if (receiver_new(cfg, spool, &recv, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -273,6 +281,10 @@ main(int argc, char **argv)
 		goto out;
 	}
 	recv_started = true;
+	if ((r = workers_start(cfg, &workers)) < 0) {
+		log_errno(LOG_ERR, r, "starting the workers");
+		goto out;
+	}
 	log_notice("triaged %s listening ae_title=%s bind=%s port=%d max_associations=%d "
 	    "spool=%s", TRIAGED_VERSION, cfg->server.ae_title, cfg->server.bind,
 	    receiver_port(recv), cfg->server.max_associations, cfg->storage.spool_dir);
@@ -290,10 +302,13 @@ main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP)
-			cfg = reload(path, cfg, recv);
+			cfg = reload(path, cfg, recv, workers);
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
+		(void)router_check_expected(db, cfg, (int64_t)time(NULL));
 		(void)study_sweep(db, cfg, (int64_t)time(NULL));
+		if (router_route_complete(db, cfg, (int64_t)time(NULL)) > 0)
+			workers_wake(workers);
 		if (wd_us && (uint64_t)(now.tv_sec - last_wd.tv_sec) * 1000000 >= wd_us) {
 			notify_watchdog();
 			last_wd = now;
@@ -306,21 +321,35 @@ main(int argc, char **argv)
 	}
 
 	notify_stopping();
-	receiver_stop(recv);
+	receiver_stop(recv);                 /* no new associations from here */
 	pthread_join(recv_tid, NULL);
 	recv_started = false;
+	if (workers_stop(workers, WORKER_STOP_MS) > 0) {
+		/* a backend is still busy: its job goes back to pending now
+		 * (and is analysed again after the restart) */
+		log_notice("analysis in progress left pending for the next start");
+		(void)queue_requeue_running(db, (int64_t)time(NULL));
+		workers = NULL;
+		detached = true;
+	}
+	workers = workers_free(workers);
 	r = receiver_drain(recv, DRAIN_TIMEOUT_MS);
-	if (r > 0) {
-		/* association threads still hold the receiver: leave it */
-		log_err("%d association(s) did not finish within %d s; exiting anyway "
-		    "(none of their unanswered C-STOREs were acknowledged)", r,
-		    DRAIN_TIMEOUT_MS / 1000);
+	if (r > 0 || detached) {
+		/* association or worker threads still run: leave everything */
+		if (r > 0)
+			log_err("%d association(s) did not finish within %d s; exiting "
+			    "anyway (none of their unanswered C-STOREs were acknowledged)",
+			    r, DRAIN_TIMEOUT_MS / 1000);
+		log_notice("stopped");
 		db_close(db);
 		_exit(0);
 	}
 	log_notice("stopped");
 	rc = 0;
 out:
+	if (workers && workers_stop(workers, WORKER_STOP_MS) > 0)
+		_exit(rc);
+	workers_free(workers);
 	if (recv_started) {
 		receiver_stop(recv);
 		pthread_join(recv_tid, NULL);
