@@ -220,7 +220,11 @@ run_job(struct worker *w, struct db *db, struct opened *o, struct queue_job *j)
 	    j->attempts, j->backend, j->ninstances);
 	rc = b->type->ops->analyze(b->state, &study, res, t0 + (int64_t)timeout_s * 1000,
 	    msg, sizeof(msg));
-	if (rc == TRIAGED_OK && result_finish(res) < 0) {
+	if (rc != TRIAGED_OK && res->error[0]) {
+		/* the builder refused something: its reason is the better one */
+		rc = TRIAGED_FAIL;
+		snprintf(msg, sizeof(msg), "invalid result: %s", res->error);
+	} else if (rc == TRIAGED_OK && result_finish(res) < 0) {
 		rc = TRIAGED_FAIL;
 		snprintf(msg, sizeof(msg), "invalid result: %s", res->error);
 	} else if (rc == TRIAGED_OK && res->error[0]) {
