@@ -13,6 +13,10 @@
 
 #include "triaged/backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Limits on what a backend may report. */
 #define RESULT_MAX_JSON        (1024 * 1024)   /* bytes of result JSON */
 #define RESULT_MAX_DEPTH       16              /* JSON nesting */
@@ -99,5 +103,9 @@ int result_finish(struct triaged_result *r);
 /* The normalized result as JSON (design.md section 5), malloc'd. */
 char *result_to_json(const struct triaged_result *r);
 const char *result_outcome_name(enum result_outcome o);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

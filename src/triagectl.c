@@ -58,6 +58,20 @@ iso_time(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* KEY: the time as ISO 8601 UTC, or null when there is none. */
+static void
+add_time(cJSON *o, const char *key, int64_t t)
+{
+	char buf[32];
+
+	if (t <= 0) {
+		cJSON_AddNullToObject(o, key);
+		return;
+	}
+	iso_time(t, buf, sizeof(buf));
+	cJSON_AddStringToObject(o, key, buf);
+}
+
 static void
 age_str(int64_t secs, char *buf, size_t len)
 {
@@ -71,6 +85,14 @@ age_str(int64_t secs, char *buf, size_t len)
 		snprintf(buf, len, "%lldh", (long long)secs / 3600);
 	else
 		snprintf(buf, len, "%lldd", (long long)secs / 86400);
+}
+
+/* A JSON string for printing: "-" when absent or null. */
+static const char *
+sv(const cJSON *j)
+{
+	const char *s = cJSON_GetStringValue(j);
+	return s ? s : "-";
 }
 
 static const char *
@@ -139,6 +161,18 @@ cmd_status(struct ctl *c)
 	cJSON_AddStringToObject(doc, "daemon", up > 0 ? "up" : "down");
 	if (up > 0)
 		cJSON_AddNumberToObject(doc, "pid", pid);
+	if (!c->db) {
+		/* never started here: say so rather than fail */
+		cJSON_AddStringToObject(doc, "database", "missing");
+		if (c->json)
+			print_json(doc);
+		else
+			printf("daemon      %s\ndatabase    %s does not exist yet (triaged creates "
+			    "it at its first start)\n", up > 0 ? "up" : "down",
+			    c->cfg->storage.database);
+		cJSON_Delete(doc);
+		return EXIT_OK;
+	}
 
 	if ((st = prepare(c, "SELECT sum(state = 'receiving'), sum(state = 'complete'),"
 	    " min(CASE WHEN state = 'receiving' THEN opened_at END) FROM studies"))) {
@@ -222,7 +256,6 @@ study_json(sqlite3_stmt *st)
 {
 	/* columns: see STUDY_COLUMNS */
 	cJSON *o = cJSON_CreateObject();
-	char t[32];
 
 	cJSON_AddStringToObject(o, "study_uid", col_text(st, 0));
 	cJSON_AddStringToObject(o, "state", col_text(st, 1));
@@ -233,12 +266,9 @@ study_json(sqlite3_stmt *st)
 	cJSON_AddStringToObject(o, "study_date", col_text(st, 6));
 	cJSON_AddStringToObject(o, "study_description", col_text(st, 7));
 	cJSON_AddStringToObject(o, "calling_ae", col_text(st, 8));
-	iso_time(sqlite3_column_int64(st, 9), t, sizeof(t));
-	cJSON_AddStringToObject(o, "first_received", t);
-	iso_time(sqlite3_column_int64(st, 10), t, sizeof(t));
-	cJSON_AddStringToObject(o, "last_received", t);
-	iso_time(sqlite3_column_int64(st, 11), t, sizeof(t));
-	cJSON_AddStringToObject(o, "completed", t);
+	add_time(o, "first_received", sqlite3_column_int64(st, 9));
+	add_time(o, "last_received", sqlite3_column_int64(st, 10));
+	add_time(o, "completed", sqlite3_column_int64(st, 11));
 	cJSON_AddNumberToObject(o, "bytes", (double)sqlite3_column_int64(st, 12));
 	cJSON_AddNumberToObject(o, "generation", (double)sqlite3_column_int64(st, 13));
 	return o;
@@ -479,7 +509,7 @@ show_study(struct ctl *c, const char *uid)
 		print_json(doc);
 	} else {
 		cJSON *s = study;
-#define F(k) cJSON_GetStringValue(cJSON_GetObjectItem(s, k))
+#define F(k) sv(cJSON_GetObjectItem(s, k))
 		printf("study       %s\n", F("study_uid"));
 		printf("state       %s (generation %d)\n", F("state"),
 		    cJSON_GetObjectItem(s, "generation")->valueint);
@@ -493,7 +523,7 @@ show_study(struct ctl *c, const char *uid)
 		printf("  %-4s %-6s %-4s %-6s %-10s %-22s %s\n", "MOD", "BODY", "LAT", "VIEW",
 		    "SIZE", "TRANSFER SYNTAX", "SOP INSTANCE UID");
 		for (cJSON *o = arr->child; o; o = o->next) {
-#define G(k) cJSON_GetStringValue(cJSON_GetObjectItem(o, k))
+#define G(k) sv(cJSON_GetObjectItem(o, k))
 			printf("  %-4.4s %-6.6s %-4.4s %-6.6s %-10.0f %-22.22s %s\n", G("modality"),
 			    G("body_part"), G("laterality"), G("view_position"),
 			    cJSON_GetObjectItem(o, "size")->valuedouble, G("transfer_syntax"),
@@ -504,11 +534,11 @@ show_study(struct ctl *c, const char *uid)
 		for (cJSON *o = jobs->child; o; o = o->next)
 			printf("  %-6d %-9s %-14s %-12s %s %s\n",
 			    cJSON_GetObjectItem(o, "id")->valueint,
-			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "state")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "route")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "backend")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "outcome")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")));
+			    sv(cJSON_GetObjectItem(o, "state")),
+			    sv(cJSON_GetObjectItem(o, "route")),
+			    sv(cJSON_GetObjectItem(o, "backend")),
+			    sv(cJSON_GetObjectItem(o, "outcome")),
+			    sv(cJSON_GetObjectItem(o, "error")));
 		printf("results     none\ndispatches  none\n");
 	}
 	cJSON_Delete(doc);
@@ -553,8 +583,7 @@ show_job(struct ctl *c, int64_t id)
 	cJSON_AddStringToObject(job, "created", t);
 	iso_time(sqlite3_column_int64(st, 12), t, sizeof(t));
 	cJSON_AddStringToObject(job, "updated", t);
-	iso_time(sqlite3_column_int64(st, 14), t, sizeof(t));
-	cJSON_AddStringToObject(job, "finished", t);
+	add_time(job, "finished", sqlite3_column_int64(st, 14));
 	if (!strcmp(col_text(st, 1), "pending") && sqlite3_column_int64(st, 15) > 0) {
 		iso_time(sqlite3_column_int64(st, 15), t, sizeof(t));
 		cJSON_AddStringToObject(job, "next_attempt", t);
@@ -587,8 +616,7 @@ show_job(struct ctl *c, int64_t id)
 			cJSON_AddNumberToObject(o, "attempt", sqlite3_column_int(st, 0));
 			iso_time(sqlite3_column_int64(st, 1), t, sizeof(t));
 			cJSON_AddStringToObject(o, "started", t);
-			iso_time(sqlite3_column_int64(st, 2), t, sizeof(t));
-			cJSON_AddStringToObject(o, "finished", t);
+			add_time(o, "finished", sqlite3_column_int64(st, 2));
 			cJSON_AddStringToObject(o, "status", col_text(st, 3));
 			cJSON_AddStringToObject(o, "message", col_text(st, 4));
 			cJSON_AddItemToArray(arr, o);
@@ -621,7 +649,7 @@ show_job(struct ctl *c, int64_t id)
 	if (c->json) {
 		print_json(doc);
 	} else {
-#define F(k) cJSON_GetStringValue(cJSON_GetObjectItem(job, k))
+#define F(k) sv(cJSON_GetObjectItem(job, k))
 		cJSON *sc = cJSON_GetObjectItem(job, "score"), *res;
 		printf("job         %lld\nstate       %s\nroute       %s (backend %s, priority %d)\n",
 		    (long long)id, F("state"), F("route"), F("backend"),
@@ -642,17 +670,17 @@ show_job(struct ctl *c, int64_t id)
 		res = cJSON_GetObjectItem(doc, "result");
 		cJSON *algo = cJSON_GetObjectItem(res, "algorithm");
 		if (algo)
-			printf("algorithm   %s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(algo, "name")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(algo, "version")));
+			printf("algorithm   %s %s\n", sv(cJSON_GetObjectItem(algo, "name")),
+			    sv(cJSON_GetObjectItem(algo, "version")));
 		cJSON *study = cJSON_GetObjectItem(res, "study"), *it;
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(study, "measurements"))
 			printf("measurement %s = %g %s\n",
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "name")),
+			    sv(cJSON_GetObjectItem(it, "name")),
 			    cJSON_GetObjectItem(it, "value")->valuedouble,
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "unit")));
+			    sv(cJSON_GetObjectItem(it, "unit")));
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(res, "findings")) {
 			cJSON *b = cJSON_GetObjectItem(it, "box"), *s2 = cJSON_GetObjectItem(it, "score");
-			printf("finding     %s", cJSON_GetStringValue(cJSON_GetObjectItem(it, "label")));
+			printf("finding     %s", sv(cJSON_GetObjectItem(it, "label")));
 			if (cJSON_IsNumber(s2))
 				printf(" %.2f", s2->valuedouble);
 			if (cJSON_GetArraySize(b) == 4)
@@ -660,21 +688,21 @@ show_job(struct ctl *c, int64_t id)
 				    cJSON_GetArrayItem(b, 1)->valuedouble,
 				    cJSON_GetArrayItem(b, 2)->valuedouble,
 				    cJSON_GetArrayItem(b, 3)->valuedouble);
-			printf(" on %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(it, "sop_instance_uid")));
+			printf(" on %s\n", sv(cJSON_GetObjectItem(it, "sop_instance_uid")));
 		}
 		printf("\nattempts\n");
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(doc, "attempts"))
 			printf("  #%d %s %-11s %s\n", cJSON_GetObjectItem(it, "attempt")->valueint,
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "started")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "status")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "message")));
+			    sv(cJSON_GetObjectItem(it, "started")),
+			    sv(cJSON_GetObjectItem(it, "status")),
+			    sv(cJSON_GetObjectItem(it, "message")));
 		printf("\ninstances (%d)\n", cJSON_GetArraySize(cJSON_GetObjectItem(doc, "instances")));
 		cJSON_ArrayForEach(it, cJSON_GetObjectItem(doc, "instances"))
 			printf("  %-4s %-3s %-5s %s\n",
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "modality")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "laterality")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "view_position")),
-			    cJSON_GetStringValue(cJSON_GetObjectItem(it, "sop_instance_uid")));
+			    sv(cJSON_GetObjectItem(it, "modality")),
+			    sv(cJSON_GetObjectItem(it, "laterality")),
+			    sv(cJSON_GetObjectItem(it, "view_position")),
+			    sv(cJSON_GetObjectItem(it, "sop_instance_uid")));
 	}
 	cJSON_Delete(doc);
 	return EXIT_OK;
@@ -883,7 +911,7 @@ main(int argc, char **argv)
 	/* options may follow the command */
 	argc -= optind;
 	argv += optind;
-	optind = 1;
+	optind = 0;            /* GNU getopt: start afresh, permuting again */
 	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': path = optarg; break;
@@ -914,7 +942,9 @@ main(int argc, char **argv)
 
 	if (config_load(path, &c.cfg, stderr) < 0)
 		return EXIT_FAIL;
-	if (cmd->fn != cmd_route &&
+	if (cmd->fn == cmd_status && access(c.cfg->storage.database, F_OK) < 0) {
+		c.db = NULL;     /* status works before the first start */
+	} else if (cmd->fn != cmd_route &&
 	    db_open(c.cfg->storage.database, 0, &c.db, err, sizeof(err)) < 0) {
 		fprintf(stderr, "triagectl: %s\n", err);
 		config_unref(c.cfg);

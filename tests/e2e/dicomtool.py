@@ -21,7 +21,8 @@ Runs with Debian's /usr/bin/python3 (python3-pydicom 2.3). Subcommands:
                               see verify_main() below
   make-hostile OUT FIELD VALUE SOURCE
                               copy SOURCE with FIELD (sop|study|series) set to
-                              VALUE (raw bytes, no validation) into OUT
+                              VALUE (raw, no validation) into OUT; for study
+                              and series the SOP Instance UID is made fresh
   results KIND LOG [FILE...]  per-file results of a sender (storescu -v log,
                               dcmsend report, dimse-send.js or rawscu.py
                               output) as TSV: file, code, text
@@ -212,6 +213,8 @@ def verify_main(argv):
         that SOP Instance UID, or (with --wire) to the dataset bytes that
         went over the wire for that UID (senders re-encode some files), and
         its transfer syntax is that of the matching source / wire dataset;
+      * with --same-syntax, no file had to be converted by the sender
+        (the daemon accepted every file's own transfer syntax);
       * with --exact, nothing else is stored under <spool>/studies;
       * with --triagectl, `triagectl list --studies --json` and
         `triagectl show STUDY --json` list every one of those instances
@@ -226,6 +229,11 @@ def verify_main(argv):
     ap.add_argument("--triagectl")
     ap.add_argument("--config")
     ap.add_argument("--exact", action="store_true")
+    ap.add_argument("--any-peer", action="store_true",
+                    help="do not require peer_ip 127.0.0.1 (instances re-indexed from the spool have no peer)")
+    ap.add_argument("--same-syntax", action="store_true",
+                    help="fail when the sender had to convert a file to another transfer syntax "
+                         "(only meaningful when the sender proposed each file's own syntax)")
     ap.add_argument("--maybe", help="list of files that may or may not be stored; "
                     "when stored, they must be stored once and intact too")
     args = ap.parse_args(argv)
@@ -322,7 +330,12 @@ def verify_main(argv):
                                " none of the %d source file(s) with this UID has these bytes)" % len(infos))
                         if st["ts"] != w["ts"]:
                             problems.append("stored in %s, sent in %s" % (ts_name(st["ts"]), ts_name(w["ts"])))
-                        if w["ts"] not in {i["ts"] for i in infos}:
+                        if w["ts"] not in {i["ts"] for i in infos} and args.same_syntax:
+                            problems.append("sent in %s although the sender proposed %s: the daemon did not "
+                                            "accept the file's own syntax" % (
+                                                ts_name(w["ts"]),
+                                                "/".join(sorted({ts_name(i["ts"]) for i in infos}))))
+                        elif w["ts"] not in {i["ts"] for i in infos}:
                             notes.append("%s: the sender converted %s to %s (the syntax the daemon accepted)"
                                          % (sop, "/".join(sorted({ts_name(i["ts"]) for i in infos})),
                                             ts_name(w["ts"])))
@@ -369,6 +382,13 @@ def run_ctl(args, *cmd):
     return p.returncode, p.stdout, p.stderr
 
 
+STUDY_KEYS = ("study_uid", "state", "instances", "patient_id", "accession", "modality", "study_date",
+              "calling_ae", "first_received", "last_received")
+INSTANCE_KEYS = ("sop_instance_uid", "series_uid", "sop_class_uid", "transfer_syntax", "path", "size",
+                 "modality", "body_part", "laterality", "view_position", "calling_ae", "peer_ip", "received_at")
+SHOW_KEYS = ("study", "instances", "jobs", "results", "dispatches")
+
+
 def verify_ctl(args, by_sop, studies_dir):
     failures = 0
     rc, out, err = run_ctl(args, "list", "--studies", "--json")
@@ -380,6 +400,10 @@ def verify_ctl(args, by_sop, studies_dir):
     except Exception as e:  # noqa: BLE001
         print("FAIL triagectl list --studies --json: not the documented JSON (%s): %.300s" % (e, out))
         return 1
+    missing_keys = sorted({k for st in listed.values() for k in STUDY_KEYS if k not in st})
+    if missing_keys:
+        print("FAIL triagectl list --studies --json: studies lack the documented keys %s" % missing_keys)
+        failures += 1
     want = {}
     for sop, infos in by_sop.items():
         want.setdefault(infos[0]["study_uid"], set()).add(sop)
@@ -400,6 +424,16 @@ def verify_ctl(args, by_sop, studies_dir):
             print("FAIL triagectl show %s --json: not the documented JSON (%s)" % (study, e))
             failures += 1
             continue
+        miss = [k for k in SHOW_KEYS if k not in doc] + \
+            ["study." + k for k in STUDY_KEYS if k not in (doc.get("study") or {})] + \
+            sorted({"instances[]." + k for i in inst for k in INSTANCE_KEYS if k not in i})
+        if miss:
+            print("FAIL triagectl show %s --json lacks the documented keys %s" % (study, miss))
+            failures += 1
+        bad_ip = sorted({str(i.get("peer_ip")) for i in inst if i.get("peer_ip") != "127.0.0.1"})
+        if bad_ip and not args.any_peer:
+            print("FAIL triagectl show %s: peer_ip %s, every sender was 127.0.0.1" % (study, bad_ip))
+            failures += 1
         uids = [i.get("sop_instance_uid") for i in inst]
         dup = sorted({u for u in uids if uids.count(u) > 1})
         missing = sorted(sops - set(uids))

@@ -36,6 +36,7 @@ TESTDATA=$SHARED/testdata
 TOOLS=$SHARED/tools
 PROFILE_FILE=$TOOLS/storescu-radiography.cfg
 PY=${TRIAGED_PYTHON:-/usr/bin/python3}
+export PYTHONDONTWRITEBYTECODE=1         # no __pycache__ in the source tree
 DICOMTOOL=$E2E_DIR/dicomtool.py
 TRIAGED=$TRIAGED_BUILD_DIR/triaged
 TRIAGECTL=$TRIAGED_BUILD_DIR/triagectl
@@ -43,8 +44,11 @@ CASE=$(basename "$0" .sh)
 
 # ------------------------------------------------------------------ output
 
-log()  { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$CASE" "$*"; }
-step() { printf '\n%s [%s] == %s\n' "$(date +%H:%M:%S)" "$CASE" "$*"; }
+# fd 3 is the case's stdout: messages stay visible even from functions whose
+# output is redirected or captured (wait_for, $(...)).
+exec 3>&1
+log()  { printf '%s [%s] %s\n' "$(date +%H:%M:%S)" "$CASE" "$*" >&3; }
+step() { printf '\n%s [%s] == %s\n' "$(date +%H:%M:%S)" "$CASE" "$*" >&3; }
 check() { log "check: $*"; }
 ok()   { log "ok: $*"; }
 note() { log "note: $*"; }
@@ -55,7 +59,7 @@ fail() {
 	log "FAIL: $*"
 	if [ -s "${T:-/nonexistent}/triaged.log" ]; then
 		log "last 30 lines of $T/triaged.log:"
-		tail -n 30 "$T/triaged.log" | sed 's/^/    | /'
+		tail -n 30 "$T/triaged.log" | sed 's/^/    | /' >&3
 	fi
 	exit 1
 }
@@ -93,11 +97,11 @@ proc_alive() {
 }
 
 _cleanup() {
-	local rc=$? p i
+	local rc=$? p
 	trap - EXIT
 	for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]+"${PIDS[@]}"}"; do
-		for i in $(seq 1 30); do proc_alive "$p" || break; sleep 0.1; done
+		for _ in $(seq 1 30); do proc_alive "$p" || break; sleep 0.1; done
 		if proc_alive "$p"; then kill -KILL "$p" 2>/dev/null || true; fi
 		wait "$p" 2>/dev/null || true
 	done
@@ -148,16 +152,29 @@ PORT=
 AE=TRIAGED
 PROBE_AE=${PROBE_AE:-PROBE}
 declare -A CFG=(
-	[ae_title]=TRIAGED [port]= [bind]=127.0.0.1 [max_associations]=16
-	[allowed_calling_aes]= [spool_dir]=$SPOOL [database]=$DB
+	[ae_title]=TRIAGED [port]="" [bind]=127.0.0.1 [max_associations]=16
+	[allowed_calling_aes]="" [spool_dir]=$SPOOL [database]=$DB
 	[min_free_mb]=0 [stable_seconds]=2 [force_seconds]=3600
 )
 CONF_EXTRA=
+CONF_ROUTES=
+
+# receive_only: put one [route] that matches nothing into the config. A file
+# with any [route] does not get the default routes (design section 3), so no
+# analysis job runs and nothing but what was received lands in the spool:
+# the receive-stage cases (0xx, 1xx) call it before write_config.
+receive_only() {
+	CONF_ROUTES='[route e2e-receive-only]
+; matches nothing: keeps the default routes, and analysis, out of this case
+modality = E2E-NO-SUCH-MODALITY
+backend = reference'
+}
 
 # write_config [key=value...]: (re)write $CONF. Keys: ae_title port bind
 # max_associations allowed_calling_aes spool_dir database min_free_mb
 # stable_seconds force_seconds. Values persist across calls (a later call
-# changes only what it names). $CONF_EXTRA is appended verbatim.
+# changes only what it names). $CONF_ROUTES and $CONF_EXTRA are appended
+# verbatim.
 write_config() {
 	local kv
 	for kv in "$@"; do
@@ -187,6 +204,7 @@ write_config() {
 	stable_seconds = ${CFG[stable_seconds]}
 	force_seconds = ${CFG[force_seconds]}
 	EOF
+	[ -z "$CONF_ROUTES" ] || printf '\n%s\n' "$CONF_ROUTES" >> "$CONF.new"
 	[ -z "$CONF_EXTRA" ] || printf '\n%s\n' "$CONF_EXTRA" >> "$CONF.new"
 	mv "$CONF.new" "$CONF"
 	log "config $CONF:"
@@ -214,7 +232,7 @@ start_triaged() {
 	log "start: triaged -c $CONF (port $PORT, AE $AE)"
 	echo "---- start $(date +%T.%N)" >> "$T/triaged.log"
 	t0=$(date +%s%N)
-	(cd "$T/cwd" && exec "$TRIAGED" -c "$CONF") 2>>"$T/triaged.log" >>"$T/triaged.stdout" &
+	(cd "$T/cwd" && exec "$TRIAGED" -c "$CONF") 2>>"$T/triaged.log" >>"$T/triaged.stdout" 3>&- &
 	TRIAGED_PID=$!
 	track_pid "$TRIAGED_PID"
 	while ! echo_ok; do
@@ -311,17 +329,18 @@ ds=pydicom.dcmread(sys.argv[1], force=True, stop_before_pixels=True); print(ds.g
 }
 
 # stored_files: every file under the spool's studies/ (sorted)
-stored_files() { find "$SPOOL/studies" -type f 2>/dev/null | sort; }
+stored_files() { [ ! -d "$SPOOL/studies" ] || find "$SPOOL/studies" -type f | sort; }
 stored_count() { stored_files | wc -l; }
-tmp_count() { find "$SPOOL/tmp" -mindepth 1 2>/dev/null | wc -l; }
+tmp_count() { if [ -d "$SPOOL/tmp" ]; then find "$SPOOL/tmp" -mindepth 1 | wc -l; else echo 0; fi; }
 
 # assert_nothing_outside_spool: the daemon wrote only the database, the
 # spool's studies/<uid>/<uid>.dcm and tmp/, and nothing in its cwd.
 assert_nothing_outside_spool() {
 	local bad
-	check "triaged wrote nothing outside spool_dir, the database and its -wal/-shm/-journal"
+	check "triaged wrote nothing outside spool_dir (studies/, tmp/, its lock triaged.pid), the database and its -wal/-shm/-journal"
 	bad=$(find "$T/var" "$T/cwd" -mindepth 1 \
 		! -path "$SPOOL" ! -path "$SPOOL/studies" ! -path "$SPOOL/tmp" ! -path "$SPOOL/tmp/*" \
+		! -path "$SPOOL/triaged.pid" \
 		! -regex "$SPOOL/studies/[0-9.]+" ! -regex "$SPOOL/studies/[0-9.]+/[0-9.]+\.dcm" \
 		! -path "$DB" ! -path "$DB-wal" ! -path "$DB-shm" ! -path "$DB-journal" -print)
 	[ -z "$bad" ] || fail "unexpected paths written by triaged: $(echo $bad)"
@@ -395,16 +414,17 @@ print_results() {
 	awk -F'\t' '{ n=split($1, p, "/"); f=p[n-1] "/" p[n]; printf "    %-62s %-10s %s\n", f, $2, $3 }' "$1"
 }
 
-# wiretap_start DIR: a recording relay in front of the daemon; senders that
-# use ${SEND_PORT} go through it (see tests/e2e/wiretap.py).
+# wiretap_start DIR [BYTES_PER_S]: a recording relay in front of the
+# daemon; senders that use ${SEND_PORT} go through it (see wiretap.py).
+# With a rate, it also slows the sender down to about that many bytes/s.
 wiretap_start() {
-	local dir=$1
+	local dir=$1 rate=${2:-}
 	SEND_PORT=$(free_port)
-	"$PY" "$E2E_DIR/wiretap.py" "$SEND_PORT" 127.0.0.1 "$PORT" "$dir" >"$dir.log" 2>&1 &
-	track_pid $!
+	"$PY" "$E2E_DIR/wiretap.py" "$SEND_PORT" 127.0.0.1 "$PORT" "$dir" ${rate:+--rate "$rate"} >"$dir.log" 2>&1 3>&- &
 	WIRETAP_PID=$!
+	track_pid "$WIRETAP_PID"
 	wait_for 10 "wiretap to listen" grep -q ready "$dir.log" || fail "wiretap did not start: $(cat "$dir.log")"
-	log "wiretap: senders go through 127.0.0.1:$SEND_PORT, which records every dataset sent to triaged"
+	log "wiretap: senders go through 127.0.0.1:$SEND_PORT, which records every dataset sent to triaged${rate:+ (limited to $rate bytes/s)}"
 }
 
 wiretap_stop() {
@@ -441,17 +461,16 @@ make_studies() {
 	mkdir -p "$cache"
 	key=$(printf '%s ' "$@" | md5sum | cut -c1-12)
 	dir=$cache/studies-$key
+	# one generator at a time (parallel ctest); a finished set has .complete
 	(
 		flock 9
 		if [ ! -f "$dir/.complete" ]; then
 			rm -rf "$dir.tmp"
-			"$PY" "$TOOLS/make-studies" "$@" --out "$dir.tmp" | tail -n 1
-			printf '%s\n' "$*" > "$dir.tmp/.complete"
-			rm -rf "$dir"
-			mv "$dir.tmp" "$dir"
+			"$PY" "$TOOLS/make-studies" "$@" --out "$dir.tmp" > "$T/out/make-studies.log" 2>&1 \
+				&& printf '%s\n' "$*" > "$dir.tmp/.complete" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
 		fi
-	) 9>"$cache/.lock"
-	[ -f "$dir/.complete" ] || fail "make-studies $* failed"
+	) 9>"$cache/.lock" || true
+	[ -f "$dir/.complete" ] || fail "make-studies $* failed: $(tail -n 5 "$T/out/make-studies.log" 2>/dev/null)"
 	log "studies ($*): $dir, $(find "$dir" -name '*.dcm' | wc -l) files"
 	printf -v "$var" '%s' "$dir"
 }

@@ -38,6 +38,7 @@ import time
 import warnings
 
 warnings.filterwarnings("ignore")
+sys.dont_write_bytecode = True          # no __pycache__ in the source tree
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 import dicomtool  # noqa: E402
 

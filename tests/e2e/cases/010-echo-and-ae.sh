@@ -9,6 +9,7 @@
 #           empty list any calling AE is accepted.
 . "$(dirname "$0")/../lib.sh"
 require_binaries
+receive_only
 
 # assoc_reject_reason LOG: the "Reason:" of a rejected association
 reject_reason() { sed -n 's/^F: Reason: //p' "$1" | head -n 1; }
@@ -73,6 +74,7 @@ grep 'STRANGER' "$T/triaged.log" | grep -q '127\.0\.0\.1' \
 	|| fail "no log line names both the rejected calling AE STRANGER and its IP 127.0.0.1; lines with STRANGER: $(grep STRANGER "$T/triaged.log" || echo none)"
 grep 'STRANGER' "$T/triaged.log" | grep '127\.0\.0\.1' | head -n 2 | sed 's/^/    | /'
 ok "peer IP logged"
+assert_nothing_outside_spool
 
 stop_triaged
 

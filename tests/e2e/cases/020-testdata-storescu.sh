@@ -9,10 +9,13 @@
 #           It goes through wiretap.py, which records the dataset bytes sent.
 # Expected: every C-STORE answered Success; each distinct SOP Instance UID
 #           stored once as studies/<study>/<sop>.dcm, dataset bit-identical to
-#           what was sent, in the transfer syntax it was sent in; triagectl
-#           lists each once; tmp/ empty; nothing written elsewhere.
+#           what was sent, in the file's own transfer syntax (the profile
+#           offers each syntax on its own, so the daemon must accept them all
+#           and storescu never has to convert); triagectl lists each once;
+#           tmp/ empty; nothing written elsewhere.
 . "$(dirname "$0")/../lib.sh"
 require_binaries
+receive_only
 
 mapfile -t FILES < <(testdata_files cr dx mg hand misc-syntax sr)
 NSOP=$(distinct_sops "${FILES[@]}")
@@ -37,7 +40,7 @@ $bad"
 ok "${#FILES[@]}/${#FILES[@]} Success"
 
 check "each distinct SOP Instance UID stored once, bit for bit, in the syntax it was sent in; triagectl agrees"
-dicomtool verify --spool "$SPOOL" --results "$T/out/results.tsv" --wire "$T/out/wire" \
+dicomtool verify --spool "$SPOOL" --results "$T/out/results.tsv" --wire "$T/out/wire" --same-syntax \
 	--triagectl "$TRIAGECTL" --config "$CONF" --exact || fail "stored instances do not match what was sent (see above)"
 
 check "triagectl status counts $NSOP instances"
@@ -47,6 +50,15 @@ n=$(json "$T/out/status.json" "d['instances']")
 up=$(json "$T/out/status.json" "d['daemon']")
 [ "$up" = up ] || fail "triagectl status: daemon=$up while triaged runs"
 ok "status: daemon up, $n instances"
+
+check "triagectl exit codes: 3 for an unknown study, 2 for a usage error"
+rc=0; ctl show 9.9.9.9 > "$T/out/nf.out" 2>&1 || rc=$?
+[ "$rc" = 3 ] || fail "triagectl show 9.9.9.9 exited $rc, expected 3 (not found): $(cat "$T/out/nf.out")"
+rc=0; ctl show 9.9.9.9 --json > "$T/out/nf.out" 2>&1 || rc=$?
+[ "$rc" = 3 ] || fail "triagectl show 9.9.9.9 --json exited $rc, expected 3 (not found): $(cat "$T/out/nf.out")"
+rc=0; ctl frobnicate > "$T/out/usage.out" 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "triagectl frobnicate exited $rc, expected 2 (usage): $(cat "$T/out/usage.out")"
+ok "3 and 2"
 
 check "no temp files left under spool/tmp"
 [ "$(tmp_count)" = 0 ] || fail "left in $SPOOL/tmp: $(ls -la "$SPOOL/tmp")"

@@ -14,6 +14,7 @@
 #           over the wire, in that syntax; triagectl lists each once.
 . "$(dirname "$0")/../lib.sh"
 require_binaries
+receive_only
 require_cmd dcmsend
 
 mapfile -t FILES < <(testdata_files cr dx mg hand misc-syntax sr)

@@ -2,7 +2,8 @@
 # the receiving -> complete life cycle.
 #
 # Config:   stable_seconds = 5 (a study is complete after 5 s without a new
-#           instance).
+#           instance); receive_only (no default routes, hence no mammo
+#           expected-views rule: every study completes by the quiet period).
 # Modality: storescu sends make-studies output (small images): cr-chest x2,
 #           dx-wrist, mg-screening (4 views), hand-bone-age x2, plus RLE
 #           (mg, CR hand) and implicit VR (cr-chest) variants; one image of
@@ -15,6 +16,7 @@
 #           again. Every instance stored bit for bit.
 . "$(dirname "$0")/../lib.sh"
 require_binaries
+receive_only
 STABLE=5
 
 make_studies CR   --kind cr-chest      --count 2 --size 512x416 --seed 5001

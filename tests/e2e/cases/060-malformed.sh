@@ -15,6 +15,7 @@
 #           refuses to send is reported "not sent by <tool>" and not counted.
 . "$(dirname "$0")/../lib.sh"
 require_binaries
+receive_only
 HAVE_DIMSE=1
 NODE_MODULES=$(node_modules_dir)
 if ! command -v node >/dev/null 2>&1 || [ -z "$NODE_MODULES" ]; then
@@ -100,7 +101,10 @@ for f in "${FILES[@]}"; do
 	sender_results storescu "$T/out/$b.storescu.log" "$f" > "$T/out/$b.storescu.tsv"
 	judge "$f" storescu "$T/out/$b.storescu.tsv" "$before" "$sop"
 
-	if [ "$HAVE_DIMSE" = 1 ]; then
+	if [ "$HAVE_DIMSE" = 1 ] && [ "$b" = CT_bad-sequence-UN ]; then
+		# dcmjs (not the daemon) spends ~30 s of CPU parsing this file's UN sequence
+		printf '%s\t%s\t%s\n' "$(basename "$f")" dcmjs-dimse "skipped (dcmjs needs ~30 s to parse it)" >> "$TABLE"
+	elif [ "$HAVE_DIMSE" = 1 ]; then
 		before=$(stored_count); WIRE_LINES=$(wc -l < "$WIRE_INDEX")
 		dimse_send "$T/out/$b.dimse.log" NODESCU "$f" --each || true
 		sender_results dimse "$T/out/$b.dimse.log" "$f" > "$T/out/$b.dimse.tsv"
