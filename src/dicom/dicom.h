@@ -92,6 +92,54 @@ int  dicom_image_load(const char *path, uint32_t frame, uint32_t max_dim,
                       struct triaged_image **out, char *err, size_t errlen);
 void dicom_image_free(struct triaged_image *img);
 
+/* ---- results written back: SR and secondary captures --------------------- */
+
+struct triaged_result;  /* src/result.h: the validated, normalized result */
+
+/* What every result object of a job shares. */
+struct dicom_result_info {
+	const char *route;              /* route name, for Series Description */
+	const char *backend;            /* backend name */
+	const char *sr_template;        /* "tid1500" or "mammo-cad" */
+	int64_t     job_id;
+	bool        not_for_diagnosis;  /* reference backend: say so everywhere */
+	const char *manufacturer;       /* "triaged" */
+	const char *software_version;   /* TRIAGED_VERSION */
+	const char *uid_root;           /* for UIDs made inside (e.g. tracking UIDs); "" = 2.25 */
+};
+
+/* Identity of one object to write (UIDs made by the caller, uid.c). */
+struct dicom_object_id {
+	const char *series_uid;
+	const char *sop_uid;
+	int         series_number;
+	int         instance_number;
+};
+
+/*
+ * The job's Structured Report: TID 1500 (or TID 4000 Mammography CAD SR
+ * with sr_template = mammo-cad) in a new series of the source study,
+ * patient and study modules copied from the first source, every source
+ * instance in the evidence. SOURCES are the job's instance files.
+ * 0, or a negative errno with ERR filled.
+ */
+int dicom_write_sr(const struct dicom_result_info *info, const struct triaged_result *r,
+                   const char *const *sources, size_t nsources,
+                   const struct dicom_object_id *id, const char *out_path,
+                   char *err, size_t errlen);
+
+/* One secondary-capture overlay of SOURCE: its findings drawn on the image
+ * rendered with its window, a banner naming the algorithm and "AI RESULT". */
+int dicom_write_overlay(const struct dicom_result_info *info, const struct triaged_result *r,
+                        const char *source, const struct dicom_object_id *id,
+                        const char *out_path, char *err, size_t errlen);
+
+/* The summary secondary capture: outcome, score, findings, measurements. */
+int dicom_write_summary(const struct dicom_result_info *info, const struct triaged_result *r,
+                        const char *const *sources, size_t nsources,
+                        const struct dicom_object_id *id, const char *out_path,
+                        char *err, size_t errlen);
+
 /* ---- the storage SCP ---------------------------------------------------- */
 
 enum dicom_reject {
