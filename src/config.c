@@ -119,6 +119,7 @@ static const char *const http_send[] = { "dicom", "png", NULL };
 static const char *const kserve_normalize[] = { "0..1", "minmax", "none", NULL };
 static const char *const kserve_box_formats[] = {
 	"xyxy_normalized", "xyxy_pixels", "yxyx_normalized", NULL };
+static const char *const kserve_placements[] = { "center", "top_left", NULL };
 
 #define DURATION_MAX  ((int64_t)3650 * 86400)   /* ten years */
 #define MB_MAX        (INT64_MAX / (1024 * 1024))
@@ -242,6 +243,13 @@ static const struct key_def http_keys[] = {
 	  .off = NO_FIELD },
 	{ .name = "poll_interval_s", .type = KT_INT, .def = "2", .min = 1, .max = 3600,
 	  .off = NO_FIELD },
+	{ .name = "max_response_kb", .type = KT_INT, .def = "1024", .min = 1, .max = 1048576,
+	  .off = NO_FIELD },
+	{ .name = "connect_timeout_s", .type = KT_INT, .def = "10", .min = 1, .max = 600,
+	  .off = NO_FIELD },
+	{ .name = "ca_file", .type = KT_STRING, .max = PATH_MAX, .off = NO_FIELD },
+	{ .name = "health_url", .type = KT_STRING, .max = 2048, .check = check_url,
+	  .off = NO_FIELD },
 };
 
 static const struct key_def kserve_keys[] = {
@@ -268,6 +276,11 @@ static const struct key_def kserve_keys[] = {
 	{ .name = "score_threshold", .type = KT_NUMBER, .def = "0.5", .min = 0, .max = 1,
 	  .off = NO_FIELD },
 	{ .name = "binary", .type = KT_BOOL, .def = "yes", .off = NO_FIELD },
+	{ .name = "placement", .type = KT_ENUM, .def = "center",
+	  .choices = kserve_placements, .off = NO_FIELD },
+	{ .name = "max_response_kb", .type = KT_INT, .def = "65536", .min = 1, .max = 1048576,
+	  .off = NO_FIELD },
+	{ .name = "ca_file", .type = KT_STRING, .max = PATH_MAX, .off = NO_FIELD },
 };
 
 static const struct type_def backend_type_defs[] = {
@@ -287,6 +300,10 @@ static const struct key_def destination_keys[] = {
 	  FIELD(struct config_destination, max_associations) },
 	{ .name = "max_age", .type = KT_DURATION, .def = "7d", .min = 1,
 	  .max = DURATION_MAX, FIELD(struct config_destination, max_age_s) },
+	{ .name = "retry_base_s", .type = KT_INT, .def = "10", .min = 1, .max = 86400,
+	  FIELD(struct config_destination, retry_base_s) },
+	{ .name = "retry_max_s", .type = KT_INT, .def = "300", .min = 1, .max = 86400,
+	  FIELD(struct config_destination, retry_max_s) },
 };
 
 static const struct key_def dicom_keys[] = {

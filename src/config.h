@@ -81,6 +81,8 @@ struct config_destination {
 	unsigned send;                  /* enum config_send bits; default both */
 	int      max_associations;      /* default 2 */
 	int64_t  max_age_s;             /* default 7d */
+	int      retry_base_s;          /* first retry after, default 10 */
+	int      retry_max_s;           /* longest wait between tries, default 300 */
 	char    *path;                  /* folder */
 	char    *url;                   /* dicomweb */
 	/* additions (config.c): */

@@ -336,6 +336,15 @@ static const struct reject_case reject_cases[] = {
 	{ "test_config_rejects_http_poll_interval_zero",
 	  "[backend b]\ntype = http\nurl = http://ai\npoll_interval_s = 0\n",
 	  "t.conf:4: [backend b] poll_interval_s: must be an integer between 1 and 3600, not '0'\n" },
+	{ "test_config_rejects_http_max_response_zero",
+	  "[backend b]\ntype = http\nurl = http://ai\nmax_response_kb = 0\n",
+	  "t.conf:4: [backend b] max_response_kb: must be an integer between 1 and 1048576, not '0'\n" },
+	{ "test_config_rejects_http_connect_timeout_too_long",
+	  "[backend b]\ntype = http\nurl = http://ai\nconnect_timeout_s = 601\n",
+	  "t.conf:4: [backend b] connect_timeout_s: must be an integer between 1 and 600, not '601'\n" },
+	{ "test_config_rejects_http_health_url_not_http",
+	  "[backend b]\ntype = http\nurl = http://ai\nhealth_url = ftp://ai/health\n",
+	  "t.conf:4: [backend b] health_url: 'ftp://ai/health' is not an http:// or https:// URL\n" },
 	{ "test_config_rejects_kserve_without_url_and_model", "[backend b]\ntype = kserve\n",
 	  "t.conf:1: [backend b] url: missing; required for type kserve\n"
 	  "t.conf:1: [backend b] model: missing; required for type kserve\n" },
@@ -372,6 +381,13 @@ static const struct reject_case reject_cases[] = {
 	{ "test_config_rejects_kserve_four_outputs",
 	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\noutputs = a, b, c, d\n",
 	  "t.conf:5: [backend b] outputs: more than 3 items\n" },
+	{ "test_config_rejects_kserve_placement",
+	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\nplacement = middle\n",
+	  "t.conf:5: [backend b] placement: must be one of center, top_left, not 'middle'\n" },
+	{ "test_config_rejects_kserve_max_response_kb_zero",
+	  "[backend b]\ntype = kserve\nurl = http://t\nmodel = m\nmax_response_kb = 0\n",
+	  "t.conf:5: [backend b] max_response_kb: must be an integer between 1 and 1048576, "
+	  "not '0'\n" },
 
 	/* [destination NAME] */
 	{ "test_config_rejects_destination_without_type", "[destination d]\nhost = pacs\n",
@@ -702,6 +718,10 @@ static void check_http_backend(const struct config *c)
 	assert_string_equal(config_kv_get(b->kv, b->nkv, "send"), "png");
 	assert_string_equal(config_kv_get(b->kv, b->nkv, "poll_interval_s"), "2");
 	assert_string_equal(config_kv_get(b->kv, b->nkv, "token_file"), "/etc/triaged/t");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "max_response_kb"), "1024");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "connect_timeout_s"), "10");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "health_url"), "https://ai.example.org/health");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "ca_file"), "/etc/triaged/ca.pem");
 }
 
 static void check_kserve_backend(const struct config *c)
@@ -720,6 +740,8 @@ static void check_kserve_backend(const struct config *c)
 	/* defaults of absent keys are appended with line 0 */
 	assert_string_equal(config_kv_get(b->kv, b->nkv, "normalize"), "0..1");
 	assert_string_equal(config_kv_get(b->kv, b->nkv, "box_format"), "xyxy_normalized");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "placement"), "center");
+	assert_string_equal(config_kv_get(b->kv, b->nkv, "max_response_kb"), "65536");
 	for (i = 0; i < b->nkv; i++)
 		if (strcmp(b->kv[i].key, "normalize") == 0)
 			assert_int_equal(b->kv[i].line, 0);
@@ -900,7 +922,8 @@ static const struct accept_case accept_cases[] = {
 	  check_exec_backend },
 	{ "test_config_accepts_http_backend",
 	  "[backend cloud]\ntype = http\nurl = https://ai.example.org/v1/jobs\n"
-	  "token_file = /etc/triaged/t\nsend = png\nalgorithm_name =\n",
+	  "token_file = /etc/triaged/t\nsend = png\nalgorithm_name =\n"
+	  "health_url = https://ai.example.org/health\nca_file = /etc/triaged/ca.pem\n",
 	  check_http_backend },
 	{ "test_config_accepts_kserve_backend",
 	  "[backend gpu]\n"
