@@ -72,6 +72,11 @@ dicom_log_setup(int level)
 		root.removeAllAppenders();
 		root.addAppender(dcmtk::log4cplus::SharedAppenderPtr(new LogForward));
 		root.setLogLevel(l);
+		/* dcmimgle warns about every odd attribute of every image it
+		 * renders (pixel aspect ratio, pixel spacing): not news */
+		if (l > dcmtk::log4cplus::DEBUG_LOG_LEVEL)
+			dcmtk::log4cplus::Logger::getInstance("dcmtk.dcmimgle")
+			    .setLogLevel(dcmtk::log4cplus::ERROR_LOG_LEVEL);
 	} catch (...) {
 	}
 }
