@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "dispatch.h"
 #include "log.h"
 #include "match.h"
 
@@ -312,6 +313,8 @@ route_study(struct db *db, const struct config *cfg, int64_t study_id, int64_t g
 				goto rollback;
 			}
 		}
+		if (v.priority < 5)     /* STAT/HIGH: its originals go first too */
+			(void)dispatch_raise_priority(db, study_id, v.priority);
 		log_info("job=%lld study=%s route=%s backend=%s instances=%zu priority=%d%s",
 		    (long long)job_id, study_uid, route->name,
 		    route->backend[0] ? route->backend : "reference", v.nmatch, v.priority,

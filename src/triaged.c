@@ -25,6 +25,7 @@
 #include "config.h"
 #include "db.h"
 #include "dicom/dicom.h"
+#include "dispatch.h"
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
@@ -37,6 +38,7 @@
 
 #define DRAIN_TIMEOUT_MS 30000
 #define WORKER_STOP_MS   5000
+#define DISPATCH_STOP_MS 10000
 
 static void
 usage(FILE *f)
@@ -157,7 +159,8 @@ status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
 }
 
 static struct config *
-reload(const char *path, struct config *cur, struct receiver *recv, struct workers *workers)
+reload(const char *path, struct config *cur, struct receiver *recv, struct workers *workers,
+       struct dispatcher **disp)
 {
 	struct config *next = NULL;
 
@@ -179,6 +182,16 @@ reload(const char *path, struct config *cur, struct receiver *recv, struct worke
 	    cur->server.ae_title);
 	receiver_set_config(recv, next);
 	workers_set_config(workers, next);
+	/* destinations may have come or gone: new senders, after the
+	 * current batches (what they leave is pending, not lost) */
+	if (dispatcher_stop(*disp, 60000) == 0) {
+		*disp = dispatcher_free(*disp);
+		if (dispatcher_start(next, disp) < 0)
+			log_err("reload: cannot start the dispatcher, delivery paused");
+	} else {
+		log_warnx("reload: a destination is still sending, its senders keep the "
+		    "old configuration");
+	}
 	log_notice("configuration reloaded from %s", path);
 	notify_ready("configuration reloaded");
 	config_unref(cur);
@@ -202,6 +215,7 @@ main(int argc, char **argv)
 	struct db *db = NULL;
 	struct receiver *recv = NULL;
 	struct workers *workers = NULL;
+	struct dispatcher *disp = NULL;
 	pthread_t recv_tid;
 	bool recv_started = false, check_only = false, detached = false;
 	sigset_t sigs;
@@ -272,6 +286,8 @@ main(int argc, char **argv)
 		goto out;
 	if ((r = queue_requeue_running(db, (int64_t)time(NULL))) > 0)
 		log_notice("%d job(s) interrupted by the last stop are pending again", r);
+	if ((r = dispatch_requeue_sending(db, (int64_t)time(NULL))) > 0)
+		log_notice("%d dispatch(es) interrupted by the last stop are pending again", r);
 	if (receiver_new(cfg, spool, &recv, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -283,6 +299,10 @@ main(int argc, char **argv)
 	recv_started = true;
 	if ((r = workers_start(cfg, &workers)) < 0) {
 		log_errno(LOG_ERR, r, "starting the workers");
+		goto out;
+	}
+	if ((r = dispatcher_start(cfg, &disp)) < 0) {
+		log_errno(LOG_ERR, r, "starting the dispatcher");
 		goto out;
 	}
 	log_notice("triaged %s listening ae_title=%s bind=%s port=%d max_associations=%d "
@@ -302,13 +322,15 @@ main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP)
-			cfg = reload(path, cfg, recv, workers);
+			cfg = reload(path, cfg, recv, workers, &disp);
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		(void)router_check_expected(db, cfg, (int64_t)time(NULL));
 		(void)study_sweep(db, cfg, (int64_t)time(NULL));
 		if (router_route_complete(db, cfg, (int64_t)time(NULL)) > 0)
 			workers_wake(workers);
+		if (dispatch_queue_new(db, cfg, (int64_t)time(NULL)) > 0 && disp)
+			dispatcher_wake(disp);
 		if (wd_us && (uint64_t)(now.tv_sec - last_wd.tv_sec) * 1000000 >= wd_us) {
 			notify_watchdog();
 			last_wd = now;
@@ -333,6 +355,14 @@ main(int argc, char **argv)
 		detached = true;
 	}
 	workers = workers_free(workers);
+	if (dispatcher_stop(disp, DISPATCH_STOP_MS) > 0) {
+		/* a batch is still on the wire: it is re-sent after the restart
+		 * (safe: same SOP Instance UIDs) */
+		(void)dispatch_requeue_sending(db, (int64_t)time(NULL));
+		disp = NULL;
+		detached = true;
+	}
+	disp = dispatcher_free(disp);
 	r = receiver_drain(recv, DRAIN_TIMEOUT_MS);
 	if (r > 0 || detached) {
 		/* association or worker threads still run: leave everything */
@@ -347,9 +377,11 @@ main(int argc, char **argv)
 	log_notice("stopped");
 	rc = 0;
 out:
-	if (workers && workers_stop(workers, WORKER_STOP_MS) > 0)
+	if ((workers && workers_stop(workers, WORKER_STOP_MS) > 0) ||
+	    (disp && dispatcher_stop(disp, DISPATCH_STOP_MS) > 0))
 		_exit(rc);
 	workers_free(workers);
+	dispatcher_free(disp);
 	if (recv_started) {
 		receiver_stop(recv);
 		pthread_join(recv_tid, NULL);

@@ -26,6 +26,7 @@
 #include "backoff.h"
 #include "config.h"
 #include "db.h"
+#include "dispatch.h"
 #include "log.h"
 #include "match.h"
 #include "queue.h"
@@ -262,9 +263,9 @@ finish:
 	} else {
 		how = QUEUE_FAILED;
 		if (rc == TRIAGED_RETRY) {
-			char m2[1100];
-			snprintf(m2, sizeof(m2), "gave up after %d attempts: %s", j->attempts, msg);
-			snprintf(msg, sizeof(msg), "%s", m2);
+			char m2[sizeof(msg)];
+			snprintf(m2, sizeof(m2), "gave up after %d attempts: %.990s", j->attempts, msg);
+			memcpy(msg, m2, sizeof(msg));
 		}
 		log_warnx("job=%lld route=%s backend=%s failed: %s", (long long)j->id, j->route,
 		    j->backend, msg);
@@ -273,6 +274,9 @@ finish:
 	    how == QUEUE_DONE ? NULL : msg,
 	    res && how == QUEUE_DONE ? result_outcome_name(res->outcome) : NULL,
 	    res && how == QUEUE_DONE ? res->score : -1, json);
+	/* a positive study jumps the delivery queue */
+	if (how == QUEUE_DONE && res->outcome == OUTCOME_POSITIVE)
+		(void)dispatch_raise_priority(db, j->study_id, 0);
 	(void)w;
 	free(json);
 	result_free(res);
