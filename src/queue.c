@@ -35,7 +35,7 @@ queue_job_done(struct queue_job *j)
 		free(q->presentation_intent);
 	}
 	free(j->instances);
-	free(j->route); free(j->backend); free(j->study_uid); free(j->accession);
+	free(j->route); free(j->backend); free(j->sr_template); free(j->study_uid); free(j->accession);
 	free(j->study_date); free(j->study_description); free(j->modality);
 	free(j->patient_id); free(j->patient_name); free(j->patient_birth_date);
 	free(j->patient_sex); free(j->patient_age);
@@ -124,7 +124,7 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?1,"
 	    " updated_at = ?1 WHERE id = (SELECT id FROM jobs WHERE state = 'pending'"
 	    "  AND not_before <= ?1 ORDER BY priority, created_at, id LIMIT 1)"
-	    " RETURNING id, study_id, generation, attempts, route, backend", -1, &st,
+	    " RETURNING id, study_id, generation, attempts, route, backend, sr_template", -1, &st,
 	    NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, now);
@@ -144,6 +144,7 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	j->attempts = sqlite3_column_int(st, 3);
 	j->route = dup_col(st, 4);
 	j->backend = dup_col(st, 5);
+	j->sr_template = dup_col(st, 6);
 	(void)sqlite3_step(st);
 	sqlite3_finalize(st);
 
@@ -167,16 +168,13 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	return 1;
 }
 
-int
-queue_finish(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
+static int
+finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
              int64_t now, int64_t not_before, const char *message, const char *outcome,
              double score, const char *result_json)
 {
 	sqlite3_stmt *st = NULL;
-	int r = -EIO;
 
-	if (db_begin(db) < 0)
-		return -EIO;
 	if (sqlite3_prepare_v2(db_handle(db),
 	    "UPDATE jobs SET state = CASE ?2 WHEN 0 THEN 'done' WHEN 1 THEN 'pending'"
 	    " ELSE 'failed' END, updated_at = ?3,"
@@ -219,13 +217,84 @@ queue_finish(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(st);
-	return db_commit(db);
+	return 0;
 fail:
 	log_err("database: finishing job=%lld: %s", (long long)job_id,
 	    sqlite3_errmsg(db_handle(db)));
 	sqlite3_finalize(st);
+	return -EIO;
+}
+
+int
+queue_finish(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
+             int64_t now, int64_t not_before, const char *message, const char *outcome,
+             double score, const char *result_json)
+{
+	if (db_begin(db) < 0)
+		return -EIO;
+	if (finish_in_tx(db, job_id, attempt, how, now, not_before, message, outcome, score,
+	    result_json) < 0) {
+		(void)db_rollback(db);
+		return -EIO;
+	}
+	return db_commit(db);
+}
+
+int
+queue_finish_done(struct db *db, int64_t job_id, int attempt, int64_t now,
+                  const char *outcome, double score, const char *result_json,
+                  const struct queue_result *res, size_t nres)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (db_begin(db) < 0)
+		return -EIO;
+	if (finish_in_tx(db, job_id, attempt, QUEUE_DONE, now, 0, NULL, outcome, score,
+	    result_json) < 0)
+		goto fail;
+	if (nres > 0) {
+		if (sqlite3_prepare_v2(db_handle(db),
+		    "INSERT INTO results (job_id, study_id, kind, sop_uid, series_uid,"
+		    " sop_class_uid, transfer_syntax, source_sop_uid, path, size, created_at)"
+		    " SELECT ?1, study_id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM jobs"
+		    " WHERE id = ?1 AND state = 'done'", -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		for (size_t i = 0; i < nres; i++) {
+			sqlite3_reset(st);
+			sqlite3_bind_int64(st, 1, job_id);
+			sqlite3_bind_text(st, 2, res[i].kind, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, res[i].sop_uid, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, res[i].series_uid, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, res[i].sop_class_uid, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, res[i].transfer_syntax, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, res[i].source_sop_uid ? res[i].source_sop_uid : "",
+			    -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 8, res[i].path, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 9, res[i].size);
+			sqlite3_bind_int64(st, 10, now);
+			if (sqlite3_step(st) != SQLITE_DONE)
+				goto fail;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	/* what the job it supersedes wrote is now superseded by this one */
+	if (sqlite3_prepare_v2(db_handle(db),
+	    "UPDATE results SET superseded_by = ?1 WHERE job_id ="
+	    " (SELECT supersedes FROM jobs WHERE id = ?1) AND superseded_by IS NULL",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, job_id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	return db_commit(db);
+fail:
+	log_err("database: recording the results of job=%lld: %s", (long long)job_id,
+	    sqlite3_errmsg(db_handle(db)));
+	sqlite3_finalize(st);
 	(void)db_rollback(db);
-	return r;
+	return -EIO;
 }
 
 int

@@ -41,6 +41,7 @@ spool_free(struct spool *s)
 	free(s->root);
 	free(s->tmp);
 	free(s->studies);
+	free(s->results);
 	free(s);
 	return NULL;
 }
@@ -56,10 +57,12 @@ spool_open(const char *root, struct spool **out)
 		return -ENOMEM;
 	if ((r = dup_path(&s->root, root, NULL)) < 0 ||
 	    (r = dup_path(&s->tmp, root, "tmp")) < 0 ||
-	    (r = dup_path(&s->studies, root, "studies")) < 0)
+	    (r = dup_path(&s->studies, root, "studies")) < 0 ||
+	    (r = dup_path(&s->results, root, "results")) < 0)
 		goto fail;
 	if ((r = fs_mkdir_p(s->tmp, 0750)) < 0 ||
-	    (r = fs_mkdir_p(s->studies, 0750)) < 0)
+	    (r = fs_mkdir_p(s->studies, 0750)) < 0 ||
+	    (r = fs_mkdir_p(s->results, 0750)) < 0)
 		goto fail;
 	*out = s;
 	return 0;
@@ -101,21 +104,24 @@ spool_instance_path(const struct spool *s, const char *study_uid, const char *so
 	return fs_path(buf, len, "%s/%s/%s.dcm", s->studies, st, so);
 }
 
-int
-spool_commit(const struct spool *s, const char *tmp, const char *study_uid,
-             const char *sop_uid, char *final, size_t len)
+/* Place TMP as AREA/<study>/<sop>.dcm durably (see spool_commit). */
+static int
+commit_in(const char *area, const char *tmp, const char *study_uid,
+          const char *sop_uid, char *final, size_t len)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], st[UID_MAX + 1], so[UID_MAX + 1];
 	int r;
 
-	if ((r = spool_study_dir(s, study_uid, dir, sizeof(dir))) < 0 ||
-	    (r = spool_instance_path(s, study_uid, sop_uid, final, len)) < 0)
+	if (uid_normalize(study_uid, st) < 0 || uid_normalize(sop_uid, so) < 0)
+		return -EINVAL;
+	if ((r = fs_path(dir, sizeof(dir), "%s/%s", area, st)) < 0 ||
+	    (r = fs_path(final, len, "%s/%s.dcm", dir, so)) < 0)
 		return r;
 	if ((r = fs_fsync_path(tmp)) < 0)
 		return r;
 	if (mkdir(dir, 0750) == 0) {
 		/* a new study directory must itself survive a crash */
-		if ((r = fs_fsync_dir(s->studies)) < 0)
+		if ((r = fs_fsync_dir(area)) < 0)
 			return r;
 	} else if (errno != EEXIST) {
 		return -errno;
@@ -131,6 +137,20 @@ spool_commit(const struct spool *s, const char *tmp, const char *study_uid,
 		(void)unlink(tmp);
 	}
 	return fs_fsync_dir(dir);
+}
+
+int
+spool_commit(const struct spool *s, const char *tmp, const char *study_uid,
+             const char *sop_uid, char *final, size_t len)
+{
+	return commit_in(s->studies, tmp, study_uid, sop_uid, final, len);
+}
+
+int
+spool_commit_result(const struct spool *s, const char *tmp, const char *study_uid,
+                    const char *sop_uid, char *final, size_t len)
+{
+	return commit_in(s->results, tmp, study_uid, sop_uid, final, len);
 }
 
 int

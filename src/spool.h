@@ -3,7 +3,8 @@
  *
  * Layout under spool_dir:
  *   tmp/                         files being received (removed on start)
- *   studies/<StudyUID>/<SOPUID>.dcm
+ *   studies/<StudyUID>/<SOPUID>.dcm      instances as received
+ *   results/<StudyUID>/<SOPUID>.dcm      SR and secondary captures we wrote
  * A file appears under studies/ only complete and fsynced (rename into
  * place, then the directory is fsynced). Only validated UIDs name files.
  */
@@ -17,6 +18,7 @@ struct spool {
 	char *root;            /* spool_dir */
 	char *tmp;             /* root/tmp */
 	char *studies;         /* root/studies */
+	char *results;         /* root/results */
 };
 
 /* Create the directories; 0 or negative errno. */
@@ -42,6 +44,10 @@ int  spool_study_dir(const struct spool *s, const char *study_uid,
  */
 int  spool_commit(const struct spool *s, const char *tmp, const char *study_uid,
                   const char *sop_uid, char *final, size_t len);
+
+/* The same for a result object we wrote, under results/. */
+int  spool_commit_result(const struct spool *s, const char *tmp, const char *study_uid,
+                         const char *sop_uid, char *final, size_t len);
 
 /* Remove every file in tmp/ (start-up). Returns the count removed. */
 int  spool_clean_tmp(const struct spool *s);

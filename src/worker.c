@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -31,6 +32,8 @@
 #include "match.h"
 #include "queue.h"
 #include "result.h"
+#include "spool.h"
+#include "writer.h"
 
 #define MAX_BACKENDS 32
 
@@ -143,7 +146,8 @@ request_json(const struct queue_job *j, const char *study_dir)
 
 /* Run one claimed job to its end state. */
 static void
-run_job(struct worker *w, struct db *db, struct opened *o, struct queue_job *j)
+run_job(struct worker *w, struct db *db, struct spool *spool, struct opened *o,
+        struct queue_job *j)
 {
 	const struct config *cfg = o->cfg;
 	struct backend *b = NULL;
@@ -157,6 +161,8 @@ run_job(struct worker *w, struct db *db, struct opened *o, struct queue_job *j)
 	int64_t t0 = backend_host()->now_ms();
 	enum queue_outcome how;
 	int64_t not_before = 0;
+	struct written *written = NULL;
+	size_t nwritten = 0;
 
 	/* the study folder is where its files are: the first file's directory */
 	snprintf(study_dir, sizeof(study_dir), "%s", j->ninstances ? j->instances[0].path : "");
@@ -235,8 +241,15 @@ run_job(struct worker *w, struct db *db, struct opened *o, struct queue_job *j)
 		rc = TRIAGED_FAIL;
 		snprintf(msg, sizeof(msg), "backend returned an unknown status");
 	}
-	if (rc == TRIAGED_OK)
+	if (rc == TRIAGED_OK) {
 		json = result_to_json(res);
+		char werr[512] = "";
+		if (writer_write(cfg, spool, j, res, strcmp(b->type->name, "reference") == 0,
+		    &written, &nwritten, werr, sizeof(werr)) < 0) {
+			rc = TRIAGED_RETRY;
+			snprintf(msg, sizeof(msg), "writing the results: %s", werr);
+		}
+	}
 
 finish:
 	if (!msg[0] && rc != TRIAGED_OK)
@@ -270,14 +283,30 @@ finish:
 		log_warnx("job=%lld route=%s backend=%s failed: %s", (long long)j->id, j->route,
 		    j->backend, msg);
 	}
-	(void)queue_finish(db, j->id, j->attempts, how, now_s(), not_before,
-	    how == QUEUE_DONE ? NULL : msg,
-	    res && how == QUEUE_DONE ? result_outcome_name(res->outcome) : NULL,
-	    res && how == QUEUE_DONE ? res->score : -1, json);
+	if (how == QUEUE_DONE) {
+		struct queue_result *rows = calloc(nwritten ? nwritten : 1, sizeof(*rows));
+		if (rows)
+			writer_as_rows(written, nwritten, rows);
+		if (!rows || queue_finish_done(db, j->id, j->attempts, now_s(),
+		    result_outcome_name(res->outcome), res->score, json, rows, nwritten) < 0) {
+			/* not recorded: the job stays running and is redone after a
+			 * restart; what was written is not referenced */
+			for (size_t i = 0; i < nwritten; i++)
+				(void)unlink(written[i].path);
+		} else {
+			log_info("job=%lld wrote %zu result object(s) (SR, %zu overlay(s), summary)",
+			    (long long)j->id, nwritten, nwritten >= 2 ? nwritten - 2 : 0);
+		}
+		free(rows);
+	} else {
+		(void)queue_finish(db, j->id, j->attempts, how, now_s(), not_before, msg,
+		    NULL, -1, NULL);
+	}
 	/* a positive study jumps the delivery queue */
 	if (how == QUEUE_DONE && res->outcome == OUTCOME_POSITIVE)
 		(void)dispatch_raise_priority(db, j->study_id, 0);
 	(void)w;
+	free(written);
 	free(json);
 	result_free(res);
 	free(req);
@@ -292,7 +321,9 @@ worker_main(void *arg)
 	struct workers *p = w->pool;
 	struct opened o = { 0 };
 	struct db *db = NULL;
+	struct spool *spool = NULL;
 	char err[512];
+	int r;
 
 	pthread_mutex_lock(&p->mu);
 	o.cfg = config_ref(p->cfg);
@@ -302,9 +333,12 @@ worker_main(void *arg)
 		log_err("worker %d: %s", w->index, err);
 		goto out;
 	}
+	if ((r = spool_open(o.cfg->storage.spool_dir, &spool)) < 0) {
+		log_errno(LOG_ERR, r, "worker %d: spool %s", w->index, o.cfg->storage.spool_dir);
+		goto out;
+	}
 	for (;;) {
 		struct queue_job job;
-		int r;
 
 		pthread_mutex_lock(&p->mu);
 		if (p->stop) {
@@ -324,7 +358,7 @@ worker_main(void *arg)
 
 		r = queue_claim(db, now_s(), &job);
 		if (r > 0) {
-			run_job(w, db, &o, &job);
+			run_job(w, db, spool, &o, &job);
 			queue_job_done(&job);
 		}
 		pthread_mutex_lock(&p->mu);
@@ -347,6 +381,7 @@ worker_main(void *arg)
 	}
 out:
 	opened_clear(&o);
+	spool_free(spool);
 	db_close(db);
 	return NULL;
 }
