@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "dest.h"
 #include "fs.h"
 #include "dicom/dicom.h"
 #include "log.h"
@@ -38,6 +39,7 @@ struct ctl {
 	bool json;
 	const char *state;
 	const char *route;
+	const char *destination;
 	int64_t since_s;        /* 0 = no limit */
 	long limit;
 	bool studies;
@@ -210,7 +212,14 @@ cmd_status(struct ctl *c)
 			    (double)sqlite3_column_int64(st, 1));
 		sqlite3_finalize(st);
 	}
-	cJSON_AddObjectToObject(doc, "dispatches");
+	cJSON *disp = cJSON_AddObjectToObject(doc, "dispatches");
+	if (table_exists(c, "dispatches") && (st = prepare(c,
+	    "SELECT state, count(*) FROM dispatches GROUP BY state"))) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			cJSON_AddNumberToObject(disp, col_text(st, 0),
+			    (double)sqlite3_column_int64(st, 1));
+		sqlite3_finalize(st);
+	}
 	cJSON_AddNumberToObject(doc, "oldest_receiving_age_s",
 	    oldest > 0 ? (double)(now - oldest) : 0);
 	{
@@ -237,6 +246,11 @@ cmd_status(struct ctl *c)
 		if (cJSON_GetArraySize(jobs) == 0)
 			printf(" none");
 		for (cJSON *j = jobs->child; j; j = j->next)
+			printf(" %s %d", j->string, j->valueint);
+		printf("\ndispatches ");
+		if (cJSON_GetArraySize(disp) == 0)
+			printf(" none");
+		for (cJSON *j = disp->child; j; j = j->next)
 			printf(" %s %d", j->string, j->valueint);
 		age_str(oldest > 0 ? now - oldest : 0, buf, sizeof(buf));
 		printf("\noldest receiving study  %s\n", oldest > 0 ? buf : "-");
@@ -420,6 +434,88 @@ cmd_list(struct ctl *c)
 
 /* ---- show --------------------------------------------------------------- */
 
+/* The results and dispatches of study SID (of job JOB only, if > 0). */
+static void
+add_results_dispatches(struct ctl *c, cJSON *doc, int64_t sid, int64_t job)
+{
+	cJSON *arr = cJSON_AddArrayToObject(doc, "results");
+	sqlite3_stmt *st;
+
+	if ((st = prepare(c, "SELECT id, job_id, kind, sop_uid, series_uid, sop_class_uid,"
+	    " source_sop_uid, path, size, created_at, superseded_by FROM results"
+	    " WHERE study_id = ?1 AND (?2 = 0 OR job_id = ?2) ORDER BY id"))) {
+		sqlite3_bind_int64(st, 1, sid);
+		sqlite3_bind_int64(st, 2, job);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddNumberToObject(o, "job", (double)sqlite3_column_int64(st, 1));
+			cJSON_AddStringToObject(o, "kind", col_text(st, 2));
+			cJSON_AddStringToObject(o, "sop_instance_uid", col_text(st, 3));
+			cJSON_AddStringToObject(o, "series_uid", col_text(st, 4));
+			cJSON_AddStringToObject(o, "sop_class_uid", col_text(st, 5));
+			cJSON_AddStringToObject(o, "source_sop_instance_uid", col_text(st, 6));
+			cJSON_AddStringToObject(o, "path", col_text(st, 7));
+			cJSON_AddNumberToObject(o, "size", (double)sqlite3_column_int64(st, 8));
+			add_time(o, "created", sqlite3_column_int64(st, 9));
+			if (sqlite3_column_type(st, 10) != SQLITE_NULL)
+				cJSON_AddNumberToObject(o, "superseded_by",
+				    (double)sqlite3_column_int64(st, 10));
+			else
+				cJSON_AddNullToObject(o, "superseded_by");
+			cJSON_AddItemToArray(arr, o);
+		}
+		sqlite3_finalize(st);
+	}
+	arr = cJSON_AddArrayToObject(doc, "dispatches");
+	if ((st = prepare(c, "SELECT d.id, d.destination, d.kind, d.state, d.priority,"
+	    " d.attempts, d.created_at, d.updated_at, d.delivered_at, d.not_before, d.error,"
+	    " coalesce(i.sop_uid, r.sop_uid) FROM dispatches d"
+	    " LEFT JOIN instances i ON i.id = d.instance_id LEFT JOIN results r ON r.id = d.result_id"
+	    " WHERE d.study_id = ?1 AND (?2 = 0 OR r.job_id = ?2) ORDER BY d.id"))) {
+		sqlite3_bind_int64(st, 1, sid);
+		sqlite3_bind_int64(st, 2, job);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(o, "destination", col_text(st, 1));
+			cJSON_AddStringToObject(o, "kind", col_text(st, 2));
+			cJSON_AddStringToObject(o, "state", col_text(st, 3));
+			cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 4));
+			cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 5));
+			add_time(o, "created", sqlite3_column_int64(st, 6));
+			add_time(o, "updated", sqlite3_column_int64(st, 7));
+			add_time(o, "delivered", sqlite3_column_int64(st, 8));
+			if (!strcmp(col_text(st, 3), "pending"))
+				add_time(o, "next_attempt", sqlite3_column_int64(st, 9));
+			cJSON_AddStringToObject(o, "error", col_text(st, 10));
+			cJSON_AddStringToObject(o, "sop_instance_uid", col_text(st, 11));
+			cJSON_AddItemToArray(arr, o);
+		}
+		sqlite3_finalize(st);
+	}
+}
+
+static void
+print_results_dispatches(const cJSON *doc)
+{
+	const cJSON *it, *res = cJSON_GetObjectItem(doc, "results"),
+	    *dis = cJSON_GetObjectItem(doc, "dispatches");
+
+	printf("\nresults (%d)\n", cJSON_GetArraySize(res));
+	cJSON_ArrayForEach(it, res)
+		printf("  %-8s job %-5d %s%s\n", sv(cJSON_GetObjectItem(it, "kind")),
+		    cJSON_GetObjectItem(it, "job")->valueint,
+		    sv(cJSON_GetObjectItem(it, "sop_instance_uid")),
+		    cJSON_IsNumber(cJSON_GetObjectItem(it, "superseded_by")) ? " (superseded)" : "");
+	printf("\ndispatches (%d)\n", cJSON_GetArraySize(dis));
+	cJSON_ArrayForEach(it, dis)
+		printf("  %-6d %-12s %-8s %-9s try %-3d %s %s\n", cJSON_GetObjectItem(it, "id")->valueint,
+		    sv(cJSON_GetObjectItem(it, "destination")), sv(cJSON_GetObjectItem(it, "kind")),
+		    sv(cJSON_GetObjectItem(it, "state")), cJSON_GetObjectItem(it, "attempts")->valueint,
+		    sv(cJSON_GetObjectItem(it, "sop_instance_uid")), sv(cJSON_GetObjectItem(it, "error")));
+}
+
 static int
 show_study(struct ctl *c, const char *uid)
 {
@@ -502,8 +598,7 @@ show_study(struct ctl *c, const char *uid)
 		}
 		sqlite3_finalize(st);
 	}
-	cJSON_AddArrayToObject(doc, "results");
-	cJSON_AddArrayToObject(doc, "dispatches");
+	add_results_dispatches(c, doc, sid, 0);
 
 	if (c->json) {
 		print_json(doc);
@@ -539,7 +634,7 @@ show_study(struct ctl *c, const char *uid)
 			    sv(cJSON_GetObjectItem(o, "backend")),
 			    sv(cJSON_GetObjectItem(o, "outcome")),
 			    sv(cJSON_GetObjectItem(o, "error")));
-		printf("results     none\ndispatches  none\n");
+		print_results_dispatches(doc);
 	}
 	cJSON_Delete(doc);
 	return EXIT_OK;
@@ -552,11 +647,12 @@ show_job(struct ctl *c, int64_t id)
 	sqlite3_stmt *st;
 	char t[32];
 	const char *result_json = NULL;
+	int64_t study_id = 0;
 
 	st = prepare(c, "SELECT j.id, j.state, j.priority, j.route, j.backend, s.study_uid,"
 	    " s.accession, s.patient_id, s.modalities, s.study_date, j.attempts, j.created_at,"
 	    " j.updated_at, j.started_at, j.finished_at, j.not_before, j.outcome, j.score,"
-	    " j.error, j.generation, j.supersedes, j.sr_template, j.result_json"
+	    " j.error, j.generation, j.supersedes, j.sr_template, j.result_json, j.study_id"
 	    " FROM jobs j JOIN studies s ON s.id = j.study_id WHERE j.id = ?");
 	if (!st)
 		return EXIT_FAIL;
@@ -599,6 +695,7 @@ show_job(struct ctl *c, int64_t id)
 		cJSON_AddNumberToObject(job, "supersedes", (double)sqlite3_column_int64(st, 20));
 	cJSON_AddStringToObject(job, "sr_template", col_text(st, 21));
 	result_json = (const char *)sqlite3_column_text(st, 22);
+	study_id = sqlite3_column_int64(st, 23);
 	if (result_json) {
 		cJSON *r = cJSON_Parse(result_json);
 		cJSON_AddItemToObject(doc, "result", r ? r : cJSON_CreateNull());
@@ -643,8 +740,7 @@ show_job(struct ctl *c, int64_t id)
 		}
 		sqlite3_finalize(st);
 	}
-	cJSON_AddArrayToObject(doc, "results");
-	cJSON_AddArrayToObject(doc, "dispatches");
+	add_results_dispatches(c, doc, study_id, id);
 
 	if (c->json) {
 		print_json(doc);
@@ -703,6 +799,7 @@ show_job(struct ctl *c, int64_t id)
 			    sv(cJSON_GetObjectItem(it, "laterality")),
 			    sv(cJSON_GetObjectItem(it, "view_position")),
 			    sv(cJSON_GetObjectItem(it, "sop_instance_uid")));
+		print_results_dispatches(doc);
 	}
 	cJSON_Delete(doc);
 	return EXIT_OK;
@@ -731,6 +828,194 @@ cmd_show(struct ctl *c)
 		return EXIT_NOTFOUND;
 	}
 	return show_study(c, u);
+}
+
+/* ---- retry, cancel ------------------------------------------------------- */
+
+/* Run one UPDATE with ?1 = now and ?2 = ARG; returns rows changed or -1. */
+static int
+update(struct ctl *c, const char *sql, int64_t arg, const char *text)
+{
+	sqlite3_stmt *st;
+	int n = -1;
+
+	if (!(st = prepare(c, sql)))
+		return -1;
+	sqlite3_bind_int64(st, 1, (int64_t)time(NULL));
+	sqlite3_bind_int64(st, 2, arg);
+	if (text)
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		n = sqlite3_changes(db_handle(c->db));
+	else
+		fprintf(stderr, "triagectl: database: %s\n", sqlite3_errmsg(db_handle(c->db)));
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int
+job_state(struct ctl *c, int64_t id, char *state, size_t len)
+{
+	sqlite3_stmt *st = prepare(c, "SELECT state FROM jobs WHERE id = ?");
+	int found = 0;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(state, len, "%s", col_text(st, 0));
+		found = 1;
+	}
+	sqlite3_finalize(st);
+	return found;
+}
+
+static int
+report(struct ctl *c, const char *what, int n)
+{
+	if (n < 0)
+		return EXIT_FAIL;
+	if (c->json) {
+		cJSON *doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "action", what);
+		cJSON_AddNumberToObject(doc, "changed", n);
+		print_json(doc);
+		cJSON_Delete(doc);
+	} else {
+		printf("%s: %d\n", what, n);
+	}
+	return EXIT_OK;
+}
+
+static int
+parse_id(const char *s, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v <= 0)
+		return -1;
+	*id = v;
+	return 0;
+}
+
+static int
+cmd_retry(struct ctl *c)
+{
+	int64_t id;
+	char state[16];
+	int r;
+
+	if (c->argc == 1 && !c->state) {
+		if (parse_id(c->argv[0], &id) < 0) {
+			fprintf(stderr, "usage: triagectl retry ID | --state failed|dead\n");
+			return EXIT_USAGE;
+		}
+		if ((r = job_state(c, id, state, sizeof(state))) <= 0) {
+			if (r == 0)
+				fprintf(stderr, "triagectl: no job %lld\n", (long long)id);
+			return r == 0 ? EXIT_NOTFOUND : EXIT_FAIL;
+		}
+		if (strcmp(state, "failed") != 0 && strcmp(state, "cancelled") != 0) {
+			fprintf(stderr, "triagectl: job %lld is %s; only failed or cancelled jobs "
+			    "are retried\n", (long long)id, state);
+			return EXIT_FAIL;
+		}
+		r = update(c, "UPDATE jobs SET state = 'pending', attempts = 0, not_before = 0,"
+		    " error = '', updated_at = ?1 WHERE id = ?2 AND state IN ('failed','cancelled')",
+		    id, NULL);
+		return report(c, "jobs retried", r);
+	}
+	if (c->argc == 0 && c->state && strcmp(c->state, "failed") == 0)
+		return report(c, "jobs retried", update(c,
+		    "UPDATE jobs SET state = 'pending', attempts = 0, not_before = 0, error = '',"
+		    " updated_at = ?1 WHERE state = 'failed' AND (?3 IS NULL OR route = ?3) AND ?2 = ?2",
+		    0, c->route));
+	if (c->argc == 0 && c->state && strcmp(c->state, "dead") == 0)
+		/* a new max_age window from now */
+		return report(c, "dispatches retried", update(c,
+		    "UPDATE dispatches SET state = 'pending', attempts = 0, not_before = 0,"
+		    " created_at = ?1, updated_at = ?1, error = '' WHERE state = 'dead'"
+		    " AND (?3 IS NULL OR destination = ?3) AND ?2 = ?2", 0, c->destination));
+	fprintf(stderr, "usage: triagectl retry ID | --state failed [--route R] | --state dead "
+	    "[--destination D]\n");
+	return EXIT_USAGE;
+}
+
+static int
+cmd_cancel(struct ctl *c)
+{
+	int64_t id;
+	char state[16];
+	int r;
+
+	if (c->argc != 1 || parse_id(c->argv[0], &id) < 0) {
+		fprintf(stderr, "usage: triagectl cancel ID\n");
+		return EXIT_USAGE;
+	}
+	if ((r = job_state(c, id, state, sizeof(state))) <= 0) {
+		if (r == 0)
+			fprintf(stderr, "triagectl: no job %lld\n", (long long)id);
+		return r == 0 ? EXIT_NOTFOUND : EXIT_FAIL;
+	}
+	if (strcmp(state, "pending") != 0 && strcmp(state, "running") != 0) {
+		fprintf(stderr, "triagectl: job %lld is %s already\n", (long long)id, state);
+		return EXIT_FAIL;
+	}
+	/* a running job's analysis finishes, but its end is not recorded */
+	r = update(c, "UPDATE jobs SET state = 'cancelled', updated_at = ?1, finished_at = ?1,"
+	    " error = 'cancelled by triagectl' WHERE id = ?2 AND state IN ('pending','running')",
+	    id, NULL);
+	return report(c, "jobs cancelled", r);
+}
+
+/* ---- echo ---------------------------------------------------------------- */
+
+static int
+cmd_echo(struct ctl *c)
+{
+	const struct config_destination *d;
+	const struct dest_type *t;
+	void *state = NULL;
+	char err[512] = "", msg[512] = "";
+	int r;
+
+	if (c->argc != 1) {
+		fprintf(stderr, "usage: triagectl echo DESTINATION\n");
+		return EXIT_USAGE;
+	}
+	d = config_destination_find(c->cfg, c->argv[0]);
+	if (!d) {
+		fprintf(stderr, "triagectl: no [destination %s] in the configuration\n", c->argv[0]);
+		return EXIT_NOTFOUND;
+	}
+	t = dest_type_find(d->type);
+	if (!t || !t->ops->echo) {
+		fprintf(stderr, "triagectl: destination type %s has no echo\n", d->type);
+		return EXIT_FAIL;
+	}
+	if (dicom_global_init(err, sizeof(err)) < 0 ||
+	    t->ops->open(c->cfg, d, &state, err, sizeof(err)) < 0) {
+		fprintf(stderr, "triagectl: %s: %s\n", d->name, err);
+		return EXIT_FAIL;
+	}
+	r = t->ops->echo(state, msg, sizeof(msg));
+	t->ops->close(state);
+	if (c->json) {
+		cJSON *doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "destination", d->name);
+		cJSON_AddStringToObject(doc, "type", d->type);
+		cJSON_AddBoolToObject(doc, "ok", r == 0);
+		cJSON_AddStringToObject(doc, "message", msg);
+		print_json(doc);
+		cJSON_Delete(doc);
+	} else {
+		printf("%s (%s): %s%s%s\n", d->name, d->type, r == 0 ? "ok" : "FAILED",
+		    msg[0] ? ": " : "", msg);
+	}
+	return r == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 /* ---- route (dry run) ---------------------------------------------------- */
@@ -853,6 +1138,9 @@ static const struct command {
 	{ "list", cmd_list, "list [--studies] [--state S] [--route R] [--since DURATION] [--limit N]" },
 	{ "show", cmd_show, "show ID|STUDY_UID" },
 	{ "route", cmd_route, "route FILE...   (dry run: which routes fire, and why not)" },
+	{ "retry", cmd_retry, "retry ID | --state failed [--route R] | --state dead [--destination D]" },
+	{ "cancel", cmd_cancel, "cancel ID" },
+	{ "echo", cmd_echo, "echo DESTINATION" },
 };
 
 static void
@@ -875,6 +1163,7 @@ main(int argc, char **argv)
 		{ "since", required_argument, NULL, 'S' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "studies", no_argument, NULL, 'T' },
+		{ "destination", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -919,6 +1208,7 @@ main(int argc, char **argv)
 		case 's': c.state = optarg; break;
 		case 'r': c.route = optarg; break;
 		case 'T': c.studies = true; break;
+		case 'D': c.destination = optarg; break;
 		case 'S':
 			if (config_parse_duration(optarg, &c.since_s) < 0) {
 				fprintf(stderr, "triagectl: --since wants a duration like 2h or 7d\n");
@@ -944,7 +1234,7 @@ main(int argc, char **argv)
 		return EXIT_FAIL;
 	if (cmd->fn == cmd_status && access(c.cfg->storage.database, F_OK) < 0) {
 		c.db = NULL;     /* status works before the first start */
-	} else if (cmd->fn != cmd_route &&
+	} else if (cmd->fn != cmd_route && cmd->fn != cmd_echo &&
 	    db_open(c.cfg->storage.database, 0, &c.db, err, sizeof(err)) < 0) {
 		fprintf(stderr, "triagectl: %s\n", err);
 		config_unref(c.cfg);
