@@ -60,4 +60,16 @@ extern const struct dest_type dest_dicomweb;
 /* By name, or NULL. */
 const struct dest_type *dest_type_find(const char *name);
 
+/* Addition, pure (exported for the unit tests): the dicomweb type's reading
+ * of a STOW-RS answer (HTTP status HTTP, body BODY of LEN bytes) to the N
+ * ITEMS of one request, into RES[0..N-1]. Per instance from the body's
+ * ReferencedSOPSequence (stored) and FailedSOPSequence (FailureReason A7xx:
+ * DEST_RETRY, else DEST_FAIL); in neither after 2xx: DEST_RETRY "not
+ * confirmed"; 5xx, 408, 429, 401, 403: all DEST_RETRY; other statuses
+ * (3xx, 4xx, 400/409 without lists): all DEST_FAIL, with the status and a
+ * body excerpt. */
+void dest_dicomweb_map_response(long http, const char *body, size_t len,
+                                const struct dest_item *items, size_t n,
+                                struct dest_item_result *res);
+
 #endif

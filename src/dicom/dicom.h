@@ -232,6 +232,77 @@ int  dicom_scp_active(struct dicom_scp *scp);
 /* Close the listening socket and free SCP (after a drain). NULL-tolerant. */
 struct dicom_scp *dicom_scp_free(struct dicom_scp *scp);
 
+/* ---- the storage SCU: C-ECHO and C-STORE to a peer ----------------------- */
+
+/* One peer, as [destination NAME] of type dicom describes it. */
+struct dicom_scu_params {
+	const char *host;              /* name or IPv4 address; "host:port" <= 63 chars */
+	int         port;
+	const char *called_ae;         /* the peer's AE title */
+	const char *calling_ae;        /* ours */
+	uint32_t    max_pdu;           /* our maximum receive PDU; 0 = 65536 */
+	int         acse_timeout_s;    /* association request and release; 0 = 30 */
+	int         dimse_timeout_s;   /* wait for each response; 0 = 60 */
+	int64_t     deadline_ms;       /* CLOCK_MONOTONIC ms; 0 = none: no C-STORE
+	                                * starts after it (the others end not sent) */
+};
+
+/* One instance to store: a file, never modified. */
+struct dicom_scu_item {
+	const char *path;              /* Part 10 file (or a dataset without File Meta) */
+	const char *sop_class_uid;     /* NULL or "": taken from the file */
+	const char *sop_uid;           /* NULL or "": taken from the file */
+};
+
+/* What a result means for delivery (the values of enum dest_status). */
+enum dicom_scu_outcome {
+	DICOM_SCU_STORED  = 0,         /* Success, or a warning (0001, 0111, Bxxx) */
+	DICOM_SCU_RETRY   = 1,         /* not sent, no response, or a transient refusal
+	                                * (A7xx out of resources, 0110, 0213) */
+	DICOM_SCU_REFUSED = 2,         /* the peer will not take it as it is
+	                                * (0122, A9xx, Cxxx and other failures) */
+};
+
+struct dicom_scu_result {
+	int      outcome;              /* enum dicom_scu_outcome */
+	uint16_t status;               /* the C-STORE-RSP status; 0xFFFF when none came */
+	bool     converted;            /* sent decompressed: the peer refused the file's
+	                                * own transfer syntax */
+	char     transfer_syntax[DICOM_UID_LEN + 1];  /* on the wire; "" if not sent */
+	char     message[256];         /* why (peer's Error Comment included), or "" */
+};
+
+/* The outcome of one C-STORE: ANSWERED false (nothing or no response came
+ * back) is always DICOM_SCU_RETRY; otherwise by STATUS as above. Pure. */
+int dicom_scu_outcome_of(bool answered, uint16_t status);
+
+/*
+ * Store N files on one association (more only when over 128 presentation
+ * contexts are needed), in order. Each file is offered in its own transfer
+ * syntax, in a context of its own; when the peer takes that syntax the
+ * file's dataset bytes go on the wire unchanged (read from the file after
+ * its File Meta, never parsed or re-encoded). A second context per SOP
+ * class offers Explicit/Implicit VR Little Endian: a file the peer refuses
+ * in its own syntax goes decompressed when that is lossless and a decoder
+ * is registered (JPEG lossless, JPEG-LS lossless, RLE, deflate; an
+ * uncompressed file in another byte order/VR), else it ends not sent
+ * (JPEG 2000, lossy JPEG). A missing response within dimse_timeout_s
+ * aborts the association (the peer may still have stored it: re-sending
+ * is safe, the SOP Instance UID is the same). Fills RES[i] for every item.
+ * Returns 0 when an association was made (per-item results tell the rest),
+ * or a negative errno with ERR when none could be (every RES[i] is then
+ * DICOM_SCU_RETRY with the same reason): -ECONNREFUSED (connection refused,
+ * or the peer rejected the association; the reason, e.g. "calling AE title
+ * not recognized", is in ERR), -ETIMEDOUT, -EHOSTUNREACH, -EINVAL (bad
+ * parameters), -ENOMEM. Thread-safe: one association per call. The TCP
+ * connect timeout is process-global in DCMTK 3.6.7: it is set to 10 s once.
+ */
+int dicom_scu_store(const struct dicom_scu_params *p, const struct dicom_scu_item *items,
+                    size_t n, struct dicom_scu_result *res, char *err, size_t errlen);
+
+/* C-ECHO. 0, or a negative errno (as above) with ERR saying why. */
+int dicom_scu_echo(const struct dicom_scu_params *p, char *err, size_t errlen);
+
 #ifdef __cplusplus
 }
 #endif
