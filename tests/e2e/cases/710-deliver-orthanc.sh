@@ -1,0 +1,167 @@
+# 710-deliver-orthanc: store-and-forward to a real PACS (Orthanc), with an
+# outage and a refusal in the middle.
+#
+# Config:   the default routes; [destination pacs] type = dicom -> Orthanc,
+#           send = originals, results, short backoff (retry_base_s = 1,
+#           retry_max_s = 3).
+# Modality: storescu sends generated CR, MG and child-hand studies and the
+#           shared SR files (unrouted: no route takes SR).
+# Expected: every original reaches Orthanc with the same dataset bytes as
+#           the spool copy (which is what the modality sent), routed or
+#           not; the SR and SC results of every job arrive in their source
+#           study; while Orthanc is down a new study waits (pending, with
+#           the reason) and arrives once Orthanc is back, originals before
+#           results; with Orthanc refusing our AE (strict mode) and a short
+#           max_age the dispatches end dead with the reason, and after the
+#           fix `triagectl retry --state dead` delivers them.
+. "$(dirname "$0")/../lib.sh"
+require_binaries
+require_cmd Orthanc curl
+ORTHANC_TOOL=$TOOLS/orthanc-test-pacs
+
+make_studies CR   --kind cr-chest      --count 1 --size 512x416 --seed 7101
+make_studies MG   --kind mg-screening  --count 1 --size 640x496 --seed 7102
+make_studies HAND --kind hand-bone-age --count 1 --size 512x416 --seed 7103
+make_studies DX   --kind dx-wrist      --count 1 --size 512x416 --seed 7104
+make_studies CR2  --kind cr-chest      --count 1 --size 512x416 --seed 7105
+
+PACS=$T/pacs
+P_DICOM=$(free_port)
+P_HTTP=$(free_port)
+O=http://127.0.0.1:$P_HTTP
+pacs_start() { # pacs_start open|strict DAEMON_AET
+	"$ORTHANC_TOOL" start "$PACS" "$P_DICOM" "$P_HTTP" TESTPACS "$2" 21104 "$1" > "$T/out/pacs.start" 2>&1 \
+		|| { cat "$T/out/pacs.start" >&3; fail "Orthanc did not start"; }
+	track_pid "$(cat "$PACS/orthanc.pid")"
+	log "Orthanc ($1, known AE $2) on DICOM $P_DICOM, HTTP $P_HTTP"
+}
+pacs_stop() { "$ORTHANC_TOOL" stop "$PACS" > /dev/null 2>&1 || true; }
+pacs_start open TRIAGED
+
+dest_conf() { # dest_conf MAX_AGE
+	CONF_EXTRA="[destination pacs]
+type = dicom
+host = 127.0.0.1
+port = $P_DICOM
+ae_title = TESTPACS
+send = originals, results
+max_associations = 2
+max_age = $1
+retry_base_s = 1
+retry_max_s = 3"
+}
+dest_conf 1h
+write_config stable_seconds=2
+start_triaged
+
+# settled: no study receiving, no job or dispatch still to do
+settled() {
+	ctl_json "$T/out/status.json" status --json
+	[ "$(json "$T/out/status.json" "d['studies']['receiving'] + d['jobs'].get('pending', 0) + d['jobs'].get('running', 0) + d['dispatches'].get('pending', 0) + d['dispatches'].get('sending', 0)")" = 0 ]
+}
+
+# in_pacs SOP: prints the Orthanc id of the instance, or nothing
+in_pacs() { curl -sf -X POST "$O/tools/lookup" -d "$1" | "$PY" -c 'import json,sys; r=[x["ID"] for x in json.load(sys.stdin) if x["Type"]=="Instance"]; print(r[0] if r else "")'; }
+
+# check_study STUDY_UID: every original (same dataset) and every result in Orthanc
+check_study() {
+	local uid=$1 sop path id n=0
+	ctl_json "$T/out/study.json" show "$uid" --json
+	while IFS=$'\t' read -r sop path; do
+		id=$(in_pacs "$sop")
+		[ -n "$id" ] || fail "study $uid: instance $sop is not in Orthanc"
+		curl -sf -o "$T/out/back.dcm" "$O/instances/$id/file" || fail "cannot download $sop from Orthanc"
+		dataset_bytes_equal "$path" "$T/out/back.dcm" > "$T/out/diff.txt" \
+			|| { cat "$T/out/diff.txt" >&3; fail "$sop: Orthanc's dataset differs from what triaged received"; }
+		n=$((n + 1))
+	done < <(json "$T/out/study.json" "'\\n'.join(i['sop_instance_uid'] + '\\t' + i['path'] for i in d['instances'])" | sed '/^$/d')
+	while IFS=$'\t' read -r sop kind; do
+		id=$(in_pacs "$sop")
+		[ -n "$id" ] || fail "study $uid: $kind result $sop is not in Orthanc"
+		[ "$(curl -sf "$O/instances/$id/simplified-tags" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["StudyInstanceUID"])')" = "$uid" ] \
+			|| fail "$kind result $sop is not in the source study $uid"
+		n=$((n + 1))
+	done < <(json "$T/out/study.json" "'\\n'.join(r['sop_instance_uid'] + '\\t' + r['kind'] for r in d['results'])" | sed '/^$/d')
+	[ "$(json "$T/out/study.json" "sum(1 for x in d['dispatches'] if x['state'] != 'delivered')")" = 0 ] \
+		|| fail "study $uid has dispatches not delivered"
+	log "study $uid: $n objects in Orthanc, originals bit-identical"
+}
+
+step "a mixed set: CR, MG, child hand (routed) and SR files (not routed)"
+mapfile -t FIRST < <(find "$CR" "$MG" "$HAND" -name '*.dcm' | sort; ls "$TESTDATA"/sr/*.dcm)
+storescu_send "$T/out/send1.log" MODALITY1 "${FIRST[@]}" || fail "storescu failed"
+wait_for 90 "everything analysed and delivered" settled || { cat "$T/out/status.json" >&3; fail "not settled"; }
+[ "$(json "$T/out/status.json" "d['dispatches'].get('dead', 0)")" = 0 ] || fail "dead dispatches"
+ctl_json "$T/out/studies.json" list --studies --json
+for uid in $(json "$T/out/studies.json" "' '.join(s['study_uid'] for s in d['studies'])" | tr -d '"'); do
+	check_study "$uid"
+done
+sr_study=$(dcm_get "$(ls "$TESTDATA"/sr/*.dcm | head -1)" StudyInstanceUID)
+[ "$(json "$T/out/studies.json" "len([s for s in d['studies'] if s['study_uid'] == '$sr_study'])")" = 1 ] || fail "SR study not received"
+ok "routed and unrouted studies all in Orthanc with their results"
+
+step "outage: Orthanc stopped while a study arrives"
+pacs_stop
+mapfile -t SECOND < <(find "$DX" -name '*.dcm' | sort)
+dx_study=$(dcm_get "${SECOND[0]}" StudyInstanceUID)
+storescu_send "$T/out/send2.log" MODALITY1 "${SECOND[@]}" || fail "storescu failed"
+waiting() {
+	ctl_json "$T/out/dx.json" show "$dx_study" --json
+	[ "$(json "$T/out/dx.json" "sum(1 for x in d['dispatches'] if x['state'] == 'pending' and x['attempts'] >= 2 and x['error'])")" -ge 2 ]
+}
+wait_for 60 "dispatches retried with a reason" waiting || { cat "$T/out/dx.json" >&3; fail "no retries while the PACS is down"; }
+log "while down: $(json "$T/out/dx.json" "d['dispatches'][0]['error']")"
+echo_ok MODALITY1 || fail "triaged stopped answering C-ECHO during the outage"
+assert_alive
+pacs_start open TRIAGED
+wait_for 90 "delivered after the outage" settled || { cat "$T/out/status.json" >&3; fail "not delivered after the outage"; }
+check_study "$dx_study"
+"$PY" - "$O" "$T/out/dx.json" <<-'EOF' || fail "results reached Orthanc before the originals"
+import json, sys, urllib.request
+o, d = sys.argv[1], json.load(open(sys.argv[2]))
+def received(sop):
+    ids = json.load(urllib.request.urlopen(urllib.request.Request(o + "/tools/lookup", data=sop.encode(), method="POST")))
+    iid = [x["ID"] for x in ids if x["Type"] == "Instance"][0]
+    return urllib.request.urlopen(o + "/instances/%s/metadata/ReceptionDate" % iid).read().decode()
+orig = [received(i["sop_instance_uid"]) for i in d["instances"]]
+res = [received(r["sop_instance_uid"]) for r in d["results"]]
+print("    originals received %s, results %s" % (max(orig), min(res)))
+assert max(orig) <= min(res), (orig, res)
+EOF
+ok "everything of the study arrived after the outage, originals first"
+
+step "refusal: Orthanc in strict mode does not know our AE; max_age 4 s"
+pacs_stop
+pacs_start strict SOMEONE_ELSE
+dest_conf 4s
+write_config stable_seconds=2 port="$PORT"
+kill -HUP "$TRIAGED_PID"
+sleep 1
+mapfile -t THIRD < <(find "$CR2" -name '*.dcm' | sort)
+cr2_study=$(dcm_get "${THIRD[0]}" StudyInstanceUID)
+storescu_send "$T/out/send3.log" MODALITY1 "${THIRD[@]}" || fail "storescu failed"
+dead() {
+	ctl_json "$T/out/cr2.json" show "$cr2_study" --json
+	[ "$(json "$T/out/cr2.json" "sum(1 for x in d['dispatches'] if x['state'] == 'dead')")" -ge 2 ]
+}
+wait_for 60 "dispatches dead after max_age" dead || { cat "$T/out/cr2.json" >&3; fail "no dead dispatches"; }
+why=$(json "$T/out/cr2.json" "[x['error'] for x in d['dispatches'] if x['state'] == 'dead'][0]")
+log "dead because: $why"
+echo "$why" | grep -qi "max_age" || fail "the dead dispatch does not say it ran out of max_age"
+echo "$why" | grep -qi "reject" || fail "the dead dispatch does not name the rejection"
+[ -z "$(in_pacs "$(json "$T/out/cr2.json" "d['instances'][0]['sop_instance_uid']")")" ] || fail "instance in Orthanc although it refused us"
+
+step "fixed: Orthanc knows our AE; triagectl retry --state dead"
+pacs_stop
+pacs_start strict TRIAGED
+dest_conf 1h
+write_config stable_seconds=2 port="$PORT"
+kill -HUP "$TRIAGED_PID"
+sleep 1
+ctl_json "$T/out/retry.json" retry --state dead --json
+[ "$(json "$T/out/retry.json" "d['changed']")" -ge 2 ] || fail "retry changed nothing"
+wait_for 60 "delivered after retry" settled || { cat "$T/out/status.json" >&3; fail "not delivered after retry"; }
+check_study "$cr2_study"
+ok "dead dispatches delivered once retried"
+stop_triaged
+pacs_stop
