@@ -116,7 +116,7 @@ assert_alive
 pacs_start open TRIAGED
 wait_for 90 "delivered after the outage" settled || { cat "$T/out/status.json" >&3; fail "not delivered after the outage"; }
 check_study "$dx_study"
-"$PY" - "$O" "$T/out/dx.json" <<-'EOF' || fail "results reached Orthanc before the originals"
+"$PY" - "$O" "$T/out/study.json" <<-'EOF' || fail "results reached Orthanc before the originals"
 import json, sys, urllib.request
 o, d = sys.argv[1], json.load(open(sys.argv[2]))
 def received(sop):
