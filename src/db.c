@@ -164,6 +164,24 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX dispatches_claim ON dispatches(destination, state, priority, created_at, id);"
 	"CREATE INDEX dispatches_study ON dispatches(study_id, destination, kind, state);",
+
+	/* 4: webhook notices of positive outcomes */
+	"CREATE TABLE notices ("
+	"  id INTEGER PRIMARY KEY,"
+	"  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+	"  url TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  state TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (state IN ('pending','sending','delivered','dead')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  not_before INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  delivered_at INTEGER,"
+	"  error TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (job_id, url)"
+	");"
+	"CREATE INDEX notices_claim ON notices(state, not_before);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))

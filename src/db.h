@@ -13,7 +13,7 @@
 
 #include "dicom/dicom.h"
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 enum db_open_flags {
 	DB_MIGRATE  = 1 << 0,   /* create or upgrade the schema (the daemon) */

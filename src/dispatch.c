@@ -167,6 +167,8 @@ dispatch_requeue_sending(struct db *db, int64_t now)
 	if (sqlite3_step(st) == SQLITE_DONE)
 		r = sqlite3_changes(db_handle(db));
 	sqlite3_finalize(st);
+	/* webhook notices too: posting one twice is harmless */
+	(void)db_exec(db, "UPDATE notices SET state = 'pending' WHERE state = 'sending'");
 	return r;
 }
 

@@ -741,6 +741,22 @@ show_job(struct ctl *c, int64_t id)
 		sqlite3_finalize(st);
 	}
 	add_results_dispatches(c, doc, study_id, id);
+	arr = cJSON_AddArrayToObject(doc, "notices");
+	if (table_exists(c, "notices") && (st = prepare(c, "SELECT id, url, state, attempts,"
+	    " delivered_at, error FROM notices WHERE job_id = ? ORDER BY id"))) {
+		sqlite3_bind_int64(st, 1, id);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(o, "url", col_text(st, 1));
+			cJSON_AddStringToObject(o, "state", col_text(st, 2));
+			cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 3));
+			add_time(o, "delivered", sqlite3_column_int64(st, 4));
+			cJSON_AddStringToObject(o, "error", col_text(st, 5));
+			cJSON_AddItemToArray(arr, o);
+		}
+		sqlite3_finalize(st);
+	}
 
 	if (c->json) {
 		print_json(doc);

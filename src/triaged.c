@@ -22,10 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "config.h"
 #include "db.h"
 #include "dicom/dicom.h"
 #include "dispatch.h"
+#include "notice.h"
 #include "fs.h"
 #include "log.h"
 #include "notify.h"
@@ -216,6 +219,7 @@ main(int argc, char **argv)
 	struct receiver *recv = NULL;
 	struct workers *workers = NULL;
 	struct dispatcher *disp = NULL;
+	struct notifier *notifier = NULL;
 	pthread_t recv_tid;
 	bool recv_started = false, check_only = false, detached = false;
 	sigset_t sigs;
@@ -257,6 +261,10 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_err("libcurl initialisation failed");
+		goto out;
+	}
 	if (dicom_global_init(err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
@@ -303,6 +311,10 @@ main(int argc, char **argv)
 	}
 	if ((r = dispatcher_start(cfg, &disp)) < 0) {
 		log_errno(LOG_ERR, r, "starting the dispatcher");
+		goto out;
+	}
+	if ((r = notifier_start(cfg, &notifier)) < 0) {
+		log_errno(LOG_ERR, r, "starting the webhook notifier");
 		goto out;
 	}
 	log_notice("triaged %s listening ae_title=%s bind=%s port=%d max_associations=%d "
@@ -363,6 +375,7 @@ main(int argc, char **argv)
 		detached = true;
 	}
 	disp = dispatcher_free(disp);
+	notifier = notifier_free(notifier);
 	r = receiver_drain(recv, DRAIN_TIMEOUT_MS);
 	if (r > 0 || detached) {
 		/* association or worker threads still run: leave everything */
@@ -382,6 +395,7 @@ out:
 		_exit(rc);
 	workers_free(workers);
 	dispatcher_free(disp);
+	notifier_free(notifier);
 	if (recv_started) {
 		receiver_stop(recv);
 		pthread_join(recv_tid, NULL);
@@ -394,5 +408,6 @@ out:
 	spool_free(spool);
 	config_unref(cfg);
 	dicom_global_done();
+	curl_global_cleanup();
 	return rc;
 }

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "db.h"
 #include "dispatch.h"
+#include "notice.h"
 #include "log.h"
 #include "match.h"
 #include "queue.h"
@@ -296,6 +297,8 @@ finish:
 		} else {
 			log_info("job=%lld wrote %zu result object(s) (SR, %zu overlay(s), summary)",
 			    (long long)j->id, nwritten, nwritten >= 2 ? nwritten - 2 : 0);
+			if (res->outcome == OUTCOME_POSITIVE)
+				(void)notice_queue(db, cfg, j->id, now_s());
 		}
 		free(rows);
 	} else {
