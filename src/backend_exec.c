@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "argv_split.h"
+#include "text.h"
 #include "triaged/backend.h"
 
 #define EXEC_PATH              "/usr/local/bin:/usr/bin:/bin"
@@ -106,94 +107,6 @@ static int close_fd(int fd)
 	return -1;
 }
 
-/* Parse a config integer in [MIN, MAX]; DEF when absent or empty. */
-static int parse_int(const char *v, long def, long min, long max, long *out)
-{
-	char *end;
-	long n;
-
-	if (!v || !*v) {
-		*out = def;
-		return 0;
-	}
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || *end || n < min || n > max)
-		return -EINVAL;
-	*out = n;
-	return 0;
-}
-
-/* Copy S into DST (N bytes) as one line of valid, printable UTF-8: line
- * breaks become " | ", other control characters spaces (runs collapsed),
- * invalid sequences '?'. Returns the length. */
-static size_t sanitize(char *dst, size_t n, const char *s, size_t len)
-{
-	size_t i = 0, o = 0;
-
-	if (n == 0)
-		return 0;
-	while (i < len && o + 1 < n) {
-		unsigned char c = (unsigned char)s[i];
-		size_t k, need = 0;
-
-		if (c == '\n' || c == '\r') {
-			i++;
-			if (o >= 3 && memcmp(dst + o - 3, " | ", 3) == 0)
-				continue;
-			while (o > 0 && dst[o - 1] == ' ')
-				o--;
-			if (o > 0 && o + 4 < n) {
-				memcpy(dst + o, " | ", 3);
-				o += 3;
-			}
-			continue;
-		}
-		if (c < 0x20 || c == 0x7f) {
-			if (o > 0 && dst[o - 1] != ' ')
-				dst[o++] = ' ';
-			i++;
-			continue;
-		}
-		if (c < 0x80) {
-			dst[o++] = (char)c;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3;
-		for (k = 1; need && k <= need; k++)
-			if (i + k >= len || ((unsigned char)s[i + k] & 0xc0) != 0x80)
-				need = 0;
-		/* overlongs and surrogates */
-		if (need == 2 && ((c == 0xe0 && (unsigned char)s[i + 1] < 0xa0) ||
-		                  (c == 0xed && (unsigned char)s[i + 1] > 0x9f)))
-			need = 0;
-		if (need == 3 && ((c == 0xf0 && (unsigned char)s[i + 1] < 0x90) ||
-		                  (c == 0xf4 && (unsigned char)s[i + 1] > 0x8f)))
-			need = 0;
-		if (!need) {
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + need + 1 >= n)
-			break;
-		memcpy(dst + o, s + i, need + 1);
-		o += need + 1;
-		i += need + 1;
-	}
-	while (o > 0 && (dst[o - 1] == ' ' || (dst[o - 1] == '|' && o >= 2 &&
-	                                        dst[o - 2] == ' ')))
-		o--;
-	dst[o] = '\0';
-	return o;
-}
-
 /* MSG = "PREFIX: TAIL" (or PREFIX alone when TAIL is empty), keeping the
  * end of TAIL when it does not fit: the last lines of stderr say the most. */
 static void msg_with_tail(char *msg, size_t msglen, const char *prefix,
@@ -205,7 +118,7 @@ static void msg_with_tail(char *msg, size_t msglen, const char *prefix,
 
 	if (!msg || msglen == 0)
 		return;
-	clen = sanitize(clean, sizeof(clean), tail, tail_len);
+	clen = text_sanitize(clean, sizeof(clean), tail, tail_len, true);
 	t = clean;
 	while (*t == ' ')
 		t++, clen--;
@@ -389,14 +302,14 @@ static int exec_open(const struct triaged_host *host, const struct triaged_secti
 	if (r < 0)
 		goto fail;
 
-	r = parse_int(host->config_get(section, "max_output_kb"), EXEC_DEFAULT_OUTPUT_KB,
+	r = text_parse_long(host->config_get(section, "max_output_kb"), EXEC_DEFAULT_OUTPUT_KB,
 	              1, 1048576, &kb);
 	if (r < 0) {
 		snprintf(err, errlen, "max_output_kb: must be an integer between 1 and 1048576");
 		goto fail;
 	}
 	st->max_output = (size_t)kb * 1024;
-	r = parse_int(host->config_get(section, "timeout_s"), EXEC_DEFAULT_TIMEOUT_S,
+	r = text_parse_long(host->config_get(section, "timeout_s"), EXEC_DEFAULT_TIMEOUT_S,
 	              1, 86400, &timeout);
 	if (r < 0) {
 		snprintf(err, errlen, "timeout_s: must be an integer between 1 and 86400");

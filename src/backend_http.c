@@ -65,6 +65,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "text.h"
 #include "triaged/backend.h"
 
 #ifndef TRIAGED_VERSION
@@ -126,81 +127,9 @@ static void curl_init_once(void)
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-static int parse_int(const char *v, long def, long min, long max, long *out)
-{
-	char *end;
-	long n;
-
-	if (!v || !*v) {
-		*out = def;
-		return 0;
-	}
-	errno = 0;
-	n = strtol(v, &end, 10);
-	if (errno || *end || n < min || n > max)
-		return -EINVAL;
-	*out = n;
-	return 0;
-}
-
 static char *dup_or_null(const char *v)
 {
 	return v && *v ? strdup(v) : NULL;
-}
-
-/* Copy S (LEN bytes) into DST (N bytes) as valid printable UTF-8: control
- * characters become single spaces, invalid sequences '?'. The length. */
-static size_t sanitize(char *dst, size_t n, const char *s, size_t len)
-{
-	size_t i = 0, o = 0;
-
-	if (n == 0)
-		return 0;
-	while (i < len && o + 1 < n) {
-		unsigned char c = (unsigned char)s[i];
-		size_t k, need = 0;
-
-		if (c < 0x20 || c == 0x7f) {
-			if (o > 0 && dst[o - 1] != ' ')
-				dst[o++] = ' ';
-			i++;
-			continue;
-		}
-		if (c < 0x80) {
-			dst[o++] = (char)c;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			need = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			need = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			need = 3;
-		for (k = 1; need && k <= need; k++)
-			if (i + k >= len || ((unsigned char)s[i + k] & 0xc0) != 0x80)
-				need = 0;
-		if (need == 2 && ((c == 0xe0 && (unsigned char)s[i + 1] < 0xa0) ||
-		                  (c == 0xed && (unsigned char)s[i + 1] > 0x9f)))
-			need = 0;
-		if (need == 3 && ((c == 0xf0 && (unsigned char)s[i + 1] < 0x90) ||
-		                  (c == 0xf4 && (unsigned char)s[i + 1] > 0x8f)))
-			need = 0;
-		if (!need) {
-			dst[o++] = '?';
-			i++;
-			continue;
-		}
-		if (o + need + 1 >= n)
-			break;
-		memcpy(dst + o, s + i, need + 1);
-		o += need + 1;
-		i += need + 1;
-	}
-	while (o > 0 && dst[o - 1] == ' ')
-		o--;
-	dst[o] = '\0';
-	return o;
 }
 
 /* A short, sanitized excerpt of an error body: its "message", "error",
@@ -230,7 +159,7 @@ static void body_excerpt(const struct http_resp *resp, char *out, size_t n)
 			len = strlen(text);
 		}
 	}
-	sanitize(buf, sizeof(buf), text, len);
+	text_sanitize(buf, sizeof(buf), text, len, false);
 	snprintf(out, n, "%s", buf[0] == ' ' ? buf + 1 : buf);
 	cJSON_Delete(j);
 }
@@ -650,25 +579,25 @@ static int http_open(const struct triaged_host *host, const struct triaged_secti
 		goto fail;
 	}
 	st->send_png = v && strcmp(v, "png") == 0;
-	if (parse_int(host->config_get(section, "poll_interval_s"), HTTP_DEFAULT_POLL_S,
+	if (text_parse_long(host->config_get(section, "poll_interval_s"), HTTP_DEFAULT_POLL_S,
 	              1, 3600, &n) < 0) {
 		snprintf(err, errlen, "poll_interval_s: must be an integer between 1 and 3600");
 		goto fail;
 	}
 	st->poll_interval_s = (int)n;
-	if (parse_int(host->config_get(section, "timeout_s"), HTTP_DEFAULT_TIMEOUT_S,
+	if (text_parse_long(host->config_get(section, "timeout_s"), HTTP_DEFAULT_TIMEOUT_S,
 	              1, 86400, &n) < 0) {
 		snprintf(err, errlen, "timeout_s: must be an integer between 1 and 86400");
 		goto fail;
 	}
 	st->timeout_s = (int)n;
-	if (parse_int(host->config_get(section, "connect_timeout_s"), HTTP_DEFAULT_CONNECT_S,
+	if (text_parse_long(host->config_get(section, "connect_timeout_s"), HTTP_DEFAULT_CONNECT_S,
 	              1, 600, &n) < 0) {
 		snprintf(err, errlen, "connect_timeout_s: must be an integer between 1 and 600");
 		goto fail;
 	}
 	st->connect_timeout_s = (int)n;
-	if (parse_int(host->config_get(section, "max_response_kb"), HTTP_DEFAULT_RESPONSE_KB,
+	if (text_parse_long(host->config_get(section, "max_response_kb"), HTTP_DEFAULT_RESPONSE_KB,
 	              1, 1048576, &n) < 0) {
 		snprintf(err, errlen, "max_response_kb: must be an integer between 1 and 1048576");
 		goto fail;
@@ -843,7 +772,7 @@ static int handle_result(struct http_state *st, const struct http_resp *resp,
 
 	j = resp->body ? cJSON_ParseWithLength(resp->body, resp->len) : NULL;
 	if (!j) {
-		sanitize(excerpt, sizeof(excerpt), resp->body ? resp->body : "", resp->len);
+		text_sanitize(excerpt, sizeof(excerpt), resp->body ? resp->body : "", resp->len, false);
 		snprintf(msg, msglen, "answer is not JSON (HTTP %ld, %s)%s%s", resp->code,
 		         resp->content_type[0] ? resp->content_type : "no Content-Type",
 		         excerpt[0] ? ": " : "", excerpt);
