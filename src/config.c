@@ -319,6 +319,9 @@ static const struct key_def dicom_keys[] = {
 	  FIELD(struct config_destination, calling_ae) },
 	{ .name = "timeout_s", .type = KT_INT, .def = "60", .min = 1, .max = 86400,
 	  FIELD(struct config_destination, timeout_s) },
+	/* our maximum receive PDU on associations to the peer (dest_dicom.c) */
+	{ .name = "max_pdu", .type = KT_INT, .def = "65536", .min = 4096, .max = 131072,
+	  .off = NO_FIELD },
 };
 
 static const struct key_def folder_keys[] = {
@@ -336,6 +339,11 @@ static const struct key_def dicomweb_keys[] = {
 	  FIELD(struct config_destination, token_file) },
 	{ .name = "timeout_s", .type = KT_INT, .def = "60", .min = 1, .max = 86400,
 	  FIELD(struct config_destination, timeout_s) },
+	/* dest_dicomweb.c: CA bundle for a private PKI (verification stays
+	 * on), and the largest STOW-RS response read */
+	{ .name = "ca_file", .type = KT_STRING, .max = PATH_MAX, .off = NO_FIELD },
+	{ .name = "max_response_kb", .type = KT_INT, .def = "1024", .min = 1, .max = 65536,
+	  .off = NO_FIELD },
 };
 
 static const struct type_def destination_type_defs[] = {

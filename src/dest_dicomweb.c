@@ -224,6 +224,16 @@ free_secret(char *s)
 	}
 }
 
+/* Free a header list, wiping curl's copy of the Authorization header. */
+static void
+free_headers(struct curl_slist *h)
+{
+	for (struct curl_slist *e = h; e; e = e->next)
+		if (e->data && strncasecmp(e->data, "Authorization:", 14) == 0)
+			explicit_bzero(e->data, strlen(e->data));
+	curl_slist_free_all(h);
+}
+
 /* ---- the response ------------------------------------------------------------ */
 
 struct body {
@@ -366,8 +376,8 @@ dest_dicomweb_map_response(long http, const char *body, size_t len,
 	char ex[EXCERPT_MAX + 8], msg[sizeof(res[0].message)];
 	const cJSON *obj = NULL, *ref = NULL, *failed = NULL;
 	cJSON *doc = NULL;
-	bool lists = http == 200 || http == 202 || http == 409 || http == 400 ||
-	             (http >= 200 && http < 300);
+	/* 2xx, and 400/409 (PS3.18: none stored), may list instances */
+	bool lists = (http >= 200 && http < 300) || http == 409 || http == 400;
 
 	excerpt(body, len, ex, sizeof(ex));
 	if (http >= 500 || http == 408 || http == 429 || http == 401 || http == 403) {
@@ -634,10 +644,16 @@ dicomweb_send(void *state, const struct dest_item *items, size_t n,
 	for (i = 0; i < n; i++) {
 		struct stat st;
 		char head[256];
+		int e = 0;
 
 		res[i].dimse_status = 0xFFFF;
-		if (!items[i].path || stat(items[i].path, &st) < 0 || !S_ISREG(st.st_mode)) {
-			int e = !items[i].path ? ENOENT : S_ISREG(st.st_mode) ? errno : EINVAL;
+		if (!items[i].path)
+			e = ENOENT;
+		else if (stat(items[i].path, &st) < 0)
+			e = errno;
+		else if (!S_ISREG(st.st_mode))
+			e = EINVAL;
+		if (e) {
 			res[i].status = e == ENOENT || e == EINVAL ? DEST_FAIL : DEST_RETRY;
 			snprintf(res[i].message, sizeof(res[i].message), "not sent: %.150s: %s",
 			         items[i].path ? items[i].path : "(no file)", strerror(e));
@@ -723,7 +739,7 @@ dicomweb_send(void *state, const struct dest_item *items, size_t n,
 	r = 0;
 out:
 	curl_easy_cleanup(c);
-	curl_slist_free_all(headers);
+	free_headers(headers);
 	free_secret(auth);
 	free(body.data);
 	free(parts);
@@ -782,7 +798,7 @@ dicomweb_echo(void *state, char *msg, size_t msglen)
 	r = http == 401 || http == 403 ? -EACCES : http == 404 ? -ENOENT : -EIO;
 out:
 	curl_easy_cleanup(c);
-	curl_slist_free_all(headers);
+	free_headers(headers);
 	free_secret(auth);
 	free(body.data);
 	return r;

@@ -184,7 +184,8 @@ struct sender {
 
 struct dispatcher {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;             /* work may be there (wake, stop) */
+	pthread_cond_t idle_cv;        /* a thread left its work (stop waits) */
 	struct config *cfg;
 	bool stop;
 	unsigned wakeups;
@@ -442,7 +443,7 @@ sender_main(void *arg)
 idle:
 		pthread_mutex_lock(&d->mu);
 		s->busy = false;
-		pthread_cond_broadcast(&d->cv);
+		pthread_cond_broadcast(&d->idle_cv);   /* for a stop; never wakes senders */
 		if (n <= 0 && !d->stop && d->wakeups == 0) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -470,6 +471,7 @@ dispatcher_start(struct config *cfg, struct dispatcher **out)
 		return -ENOMEM;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cv, NULL);
+	pthread_cond_init(&d->idle_cv, NULL);
 	d->cfg = config_ref(cfg);
 	for (size_t i = 0; i < cfg->ndestinations; i++)
 		total += (size_t)cfg->destinations[i].max_associations;
@@ -522,7 +524,7 @@ dispatcher_stop(struct dispatcher *d, int timeout_ms)
 		busy = 0;
 		for (size_t i = 0; i < d->n; i++)
 			busy += d->s[i].busy;
-		if (busy == 0 || pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT)
+		if (busy == 0 || pthread_cond_timedwait(&d->idle_cv, &d->mu, &until) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&d->mu);
@@ -543,6 +545,7 @@ dispatcher_free(struct dispatcher *d)
 		return NULL;
 	config_unref(d->cfg);
 	pthread_cond_destroy(&d->cv);
+	pthread_cond_destroy(&d->idle_cv);
 	pthread_mutex_destroy(&d->mu);
 	free(d->s);
 	free(d);

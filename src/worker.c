@@ -47,7 +47,8 @@ struct worker {
 
 struct workers {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t cv;             /* work may be there (wake, stop) */
+	pthread_cond_t idle_cv;        /* a thread left its work (stop waits) */
 	struct config *cfg;            /* current snapshot, under mu */
 	unsigned cfg_serial;           /* bumps on every set_config */
 	bool stop;
@@ -366,7 +367,7 @@ worker_main(void *arg)
 		}
 		pthread_mutex_lock(&p->mu);
 		w->busy = false;
-		pthread_cond_broadcast(&p->cv);
+		pthread_cond_broadcast(&p->idle_cv);   /* for a stop; never wakes workers */
 		pthread_mutex_unlock(&p->mu);
 		if (r > 0)
 			continue;
@@ -399,6 +400,7 @@ workers_start(struct config *cfg, struct workers **out)
 		return -ENOMEM;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	pthread_cond_init(&p->idle_cv, NULL);
 	p->cfg = config_ref(cfg);
 	p->n = cfg->analysis.workers;
 	p->w = calloc((size_t)p->n, sizeof(*p->w));
@@ -463,7 +465,7 @@ workers_stop(struct workers *p, int timeout_ms)
 		busy = 0;
 		for (int i = 0; i < p->n; i++)
 			busy += p->w[i].busy;
-		if (busy == 0 || pthread_cond_timedwait(&p->cv, &p->mu, &until) == ETIMEDOUT)
+		if (busy == 0 || pthread_cond_timedwait(&p->idle_cv, &p->mu, &until) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -484,6 +486,7 @@ workers_free(struct workers *p)
 		return NULL;
 	config_unref(p->cfg);
 	pthread_cond_destroy(&p->cv);
+	pthread_cond_destroy(&p->idle_cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p->w);
 	free(p);

@@ -236,7 +236,8 @@ struct dicom_scp *dicom_scp_free(struct dicom_scp *scp);
 
 /* One peer, as [destination NAME] of type dicom describes it. */
 struct dicom_scu_params {
-	const char *host;              /* name or IPv4 address; "host:port" <= 63 chars */
+	const char *host;              /* name or IPv4 address (DCMTK 3.6.7 connects
+	                                * over IPv4 only); "host:port" <= 63 chars */
 	int         port;
 	const char *called_ae;         /* the peer's AE title */
 	const char *calling_ae;        /* ours */
@@ -281,7 +282,9 @@ int dicom_scu_outcome_of(bool answered, uint16_t status);
  * contexts are needed), in order. Each file is offered in its own transfer
  * syntax, in a context of its own; when the peer takes that syntax the
  * file's dataset bytes go on the wire unchanged (read from the file after
- * its File Meta, never parsed or re-encoded). A second context per SOP
+ * its File Meta, never parsed or re-encoded; only a file without File Meta
+ * or with an odd-length dataset is parsed and written out by DCMTK, and its
+ * result says so). A second context per SOP
  * class offers Explicit/Implicit VR Little Endian: a file the peer refuses
  * in its own syntax goes decompressed when that is lossless and a decoder
  * is registered (JPEG lossless, JPEG-LS lossless, RLE, deflate; an

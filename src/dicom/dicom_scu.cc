@@ -43,7 +43,6 @@
 #include "dcmtk/dcmnet/assoc.h"
 #include "dcmtk/dcmnet/cond.h"
 #include "dcmtk/dcmnet/dimse.h"
-#include "dcmtk/dcmnet/diutil.h"
 #include "dcmtk/dcmnet/dul.h"
 
 #include <errno.h>
@@ -221,11 +220,16 @@ read_file_info(Item &it, std::string &why)
 		why = std::string("cannot open ") + it.path + ": " + strerror(e);
 		return -e;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		e = S_ISREG(st.st_mode) ? errno : EINVAL;
+	if (fstat(fd, &st) < 0) {
+		e = errno;
+		close(fd);
+		why = std::string("cannot stat ") + it.path + ": " + strerror(e);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		why = it.path + ": not a regular file";
-		return -e;
+		return -EINVAL;
 	}
 	it.size = (uint64_t)st.st_size;
 	got = pread(fd, buf.data(), buf.size(), 0);
@@ -324,6 +328,42 @@ read_file_info(Item &it, std::string &why)
 
 /* ---- results --------------------------------------------------------------- */
 
+/* What a C-STORE status means, in words (DU_cstoreStatusString() writes
+ * unknown codes into a static buffer: not for threads). */
+const char *
+status_text(uint16_t st)
+{
+	switch (st) {
+	case 0x0000: return "success";
+	case 0x0001: return "warning";
+	case 0x0107: return "warning: attribute list error";
+	case 0x0110: return "processing failure";
+	case 0x0111: return "duplicate SOP instance";
+	case 0x0116: return "warning: attribute value out of range";
+	case 0x0117: return "invalid object instance";
+	case 0x0122: return "refused: SOP class not supported";
+	case 0x0124: return "refused: not authorized";
+	case 0x0210: return "duplicate invocation";
+	case 0x0211: return "unrecognized operation";
+	case 0x0212: return "mistyped argument";
+	case 0x0213: return "resource limitation";
+	case 0xB000: return "warning: coercion of data elements";
+	case 0xB006: return "warning: elements discarded";
+	case 0xB007: return "warning: data set does not match SOP class";
+	case 0xFE00: return "cancel";
+	case 0xFF00: case 0xFF01: return "pending (not a C-STORE answer)";
+	}
+	switch (st & 0xFF00) {
+	case 0xA700: return "refused: out of resources";
+	case 0xA900: return "error: data set does not match SOP class";
+	}
+	if ((st & 0xF000) == 0xC000)
+		return "error: cannot understand";
+	if ((st & 0xF000) == 0xB000)
+		return "warning";
+	return "unknown status";
+}
+
 void
 set_result(dicom_scu_result &r, int outcome, uint16_t status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -415,6 +455,13 @@ check_params(const dicom_scu_params *p, Peer &peer, std::string &why)
 	}
 	if (strlen(p->called_ae) > 16 || strlen(p->calling_ae) > 16) {
 		why = "AE title longer than 16 characters";
+		return -EINVAL;
+	}
+	if (strchr(p->host, ':')) {
+		/* DCMTK 3.6.7 parses "host:port" with "%[^:]:%d" and connects
+		 * over IPv4 only */
+		why = std::string("IPv6 address ") + p->host + " not supported by the DICOM SCU "
+		    "(DCMTK 3.6.7): use an IPv4 address or a host name";
 		return -EINVAL;
 	}
 	int n = snprintf(peer.address, sizeof(peer.address), "%s:%d", p->host, p->port);
@@ -796,7 +843,7 @@ receive_response(Assoc &a, const Item &it, uint16_t msg_id, int timeout_s,
 		delete detail;
 	}
 	int outcome = dicom_scu_outcome_of(true, st);
-	const char *text = DU_cstoreStatusString(st);
+	const char *text = status_text(st);
 	if (st == 0x0000)
 		set_result(r, outcome, st, "%s", "");
 	else if (outcome == DICOM_SCU_STORED)

@@ -13,7 +13,9 @@
  *                   consecutive 1/P of the files (default 1)
  *   --deadline S    seconds each send() gets (default 600)
  *   --no-meta       do not read the files' UIDs first (items carry the path
- *                   only; the destination reads what it needs)
+ *                   only; the destination reads what it needs). Without it,
+ *                   the UIDs come from dicom_meta_read(), or for a file it
+ *                   refuses (malformed), the SOP Instance UID of the File Meta
  *   --log LEVEL     err, warning (default), notice, info, debug
  *
  * Output (stdout), one line per file in the order given:
@@ -45,6 +47,7 @@ struct file {
 	uint64_t size;
 	struct dicom_meta meta;
 	bool meta_ok;
+	char meta_sop[DICOM_UID_LEN + 1];   /* from the File Meta, when meta failed */
 	struct dest_item item;
 	struct dest_item_result res;
 };
@@ -109,6 +112,48 @@ out:
 	free(res);
 	w->type->ops->close(state);
 	return NULL;
+}
+
+/* The Media Storage SOP Instance UID (0002,0003) of a Part 10 file, for
+ * files dicom_meta_read() refuses (malformed test files): the destinations
+ * still need a UID to match answers (STOW-RS) or to name files (folder). */
+static bool
+meta_sop_uid(const char *path, char *out, size_t outlen)
+{
+	unsigned char b[65536];
+	size_t n, pos = 132;
+	FILE *f = fopen(path, "rb");
+
+	if (!f)
+		return false;
+	n = fread(b, 1, sizeof(b), f);
+	fclose(f);
+	if (n < 132 || memcmp(b + 128, "DICM", 4) != 0)
+		return false;
+	while (pos + 8 <= n && b[pos] == 2 && b[pos + 1] == 0) {
+		unsigned elem = b[pos + 2] | b[pos + 3] << 8;
+		bool lng = (b[pos + 4] == 'O' || b[pos + 4] == 'S' || b[pos + 4] == 'U') &&
+		           (b[pos + 5] == 'B' || b[pos + 5] == 'W' || b[pos + 5] == 'Q' ||
+		            b[pos + 5] == 'N' || b[pos + 5] == 'T');
+		size_t hdr = lng ? 12 : 8, len;
+
+		if (pos + hdr > n)
+			return false;
+		len = lng ? (size_t)(b[pos + 8] | b[pos + 9] << 8 | b[pos + 10] << 16 |
+		                     (size_t)b[pos + 11] << 24)
+		          : (size_t)(b[pos + 6] | b[pos + 7] << 8);
+		if (len > n || pos + hdr + len > n)
+			return false;
+		if (elem == 0x0003 && len > 0 && len < outlen) {
+			memcpy(out, b + pos + hdr, len);
+			out[len] = '\0';
+			while (len > 0 && (out[len - 1] == '\0' || out[len - 1] == ' '))
+				out[--len] = '\0';
+			return len > 0;
+		}
+		pos += hdr + len;
+	}
+	return false;
 }
 
 static const char *
@@ -244,6 +289,8 @@ main(int argc, char **argv)
 			f->item.sop_class_uid = f->meta.sop_class_uid;
 			f->item.transfer_syntax = f->meta.transfer_syntax;
 			f->item.study_uid = f->meta.study_uid;
+		} else if (!no_meta && meta_sop_uid(f->path, f->meta_sop, sizeof(f->meta_sop))) {
+			f->item.sop_uid = f->meta_sop;
 		}
 	}
 	if ((size_t)parallel > n)

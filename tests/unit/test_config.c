@@ -440,6 +440,15 @@ static const struct reject_case reject_cases[] = {
 	{ "test_config_rejects_destination_timeout_zero",
 	  "[destination d]\ntype = dicomweb\nurl = https://pacs/dicom-web\ntimeout_s = 0\n",
 	  "t.conf:4: [destination d] timeout_s: must be an integer between 1 and 86400, not '0'\n" },
+	{ "test_config_rejects_dicom_destination_max_pdu_small",
+	  "[destination d]\ntype = dicom\nhost = pacs\nport = 104\nae_title = PACS\nmax_pdu = 1024\n",
+	  "t.conf:6: [destination d] max_pdu: must be an integer between 4096 and 131072, not '1024'\n" },
+	{ "test_config_rejects_folder_destination_max_pdu",
+	  "[destination d]\ntype = folder\npath = /x\nmax_pdu = 16384\n",
+	  "t.conf:4: [destination d] max_pdu: not a key of type folder destinations\n" },
+	{ "test_config_rejects_dicomweb_destination_max_response_kb_zero",
+	  "[destination d]\ntype = dicomweb\nurl = https://pacs/dicom-web\nmax_response_kb = 0\n",
+	  "t.conf:4: [destination d] max_response_kb: must be an integer between 1 and 65536, not '0'\n" },
 	{ "test_config_rejects_duplicate_destination",
 	  "[destination d]\ntype = folder\npath = /x\n[destination d]\ntype = folder\npath = /y\n",
 	  "t.conf:4: [destination d] duplicate section (first on line 1)\n" },
@@ -778,6 +787,7 @@ static void check_dicom_destination(const struct config *c)
 	assert_null(d->path);
 	assert_null(d->url);
 	assert_string_equal(config_kv_get(d->kv, d->nkv, "calling_ae"), "NODE1");
+	assert_string_equal(config_kv_get(d->kv, d->nkv, "max_pdu"), "65536");
 }
 
 static void check_other_destinations(const struct config *c)
@@ -797,6 +807,8 @@ static void check_other_destinations(const struct config *c)
 	assert_int_equal(w->send, CONFIG_SEND_ORIGINALS);
 	assert_true(w->max_age_s == 90);
 	assert_int_equal(w->timeout_s, 5);
+	assert_string_equal(config_kv_get(w->kv, w->nkv, "max_response_kb"), "1024");
+	assert_null(config_kv_get(w->kv, w->nkv, "ca_file"));
 	assert_non_null(p);
 	assert_string_equal(p->calling_ae, "OURS");
 	assert_string_equal(p->host, "pacs.local");
