@@ -337,10 +337,10 @@ tmp_count() { if [ -d "$SPOOL/tmp" ]; then find "$SPOOL/tmp" -mindepth 1 | wc -l
 # spool's studies/<uid>/<uid>.dcm and tmp/, and nothing in its cwd.
 assert_nothing_outside_spool() {
 	local bad
-	check "triaged wrote nothing outside spool_dir (studies/, tmp/, its lock triaged.pid), the database and its -wal/-shm/-journal"
+	check "triaged wrote nothing outside spool_dir (studies/, tmp/, results/ (empty: no route here), its lock triaged.pid), the database and its -wal/-shm/-journal"
 	bad=$(find "$T/var" "$T/cwd" -mindepth 1 \
 		! -path "$SPOOL" ! -path "$SPOOL/studies" ! -path "$SPOOL/tmp" ! -path "$SPOOL/tmp/*" \
-		! -path "$SPOOL/triaged.pid" \
+		! -path "$SPOOL/triaged.pid" ! -path "$SPOOL/results" \
 		! -regex "$SPOOL/studies/[0-9.]+" ! -regex "$SPOOL/studies/[0-9.]+/[0-9.]+\.dcm" \
 		! -path "$DB" ! -path "$DB-wal" ! -path "$DB-shm" ! -path "$DB-journal" -print)
 	[ -z "$bad" ] || fail "unexpected paths written by triaged: $(echo $bad)"
