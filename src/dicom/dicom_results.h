@@ -44,6 +44,9 @@ std::string algo_title(const struct dicom_result_info *info, const struct triage
 /* "[NOT FOR DIAGNOSIS ]KIND: algorithm (route)", at most 64 bytes. */
 std::string series_description(const struct dicom_result_info *info,
     const struct triaged_result *r, const char *kind);
+/* A UID as triaged accepts it: digits and single dots, 1..64 characters
+ * (leading zeros in a component tolerated: legacy data is kept). */
+bool uid_ok(const std::string &s);
 /* A new UID under ROOT ("" or NULL: 2.25.<random UUID>). */
 int make_uid(const char *root, char out[65]);
 /* A UID that is the same for the same TEXT (2.25, name-based). */

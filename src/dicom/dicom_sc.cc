@@ -14,11 +14,21 @@
  * scaled by the decoder's factor and drawn solid (score >= 0.5, or no
  * score) or dashed (a doubtful finding), yellow / orange over a thin dark
  * outline so they show on any grey, each with "#n label score" beside it.
- * The summary is a dark 1024x1280 page of text. Both are written as
- * Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7), RGB 8-bit,
- * the SOP class every PACS and viewer displays, with Conversion Type WSD,
- * Image Type DERIVED\SECONDARY, Burned In Annotation YES, the source in
- * Source Image Sequence, and the patient and study modules of the source.
+ * The summary is a dark 1024x1280 page of text, like the vendors' pages:
+ * algorithm, NOT FOR DIAGNOSIS (reference backend), patient (name, sex,
+ * age, ID: a page that travels without its study header, exported or
+ * printed, must still say whose it is; Burned In Annotation YES tells
+ * de-identification so), study date, description, accession, outcome,
+ * score, summary text, measurements (months also as years and months),
+ * findings (#n as on the overlays and in the SR, score, view). Both are
+ * written as Secondary Capture Image Storage (1.2.840.10008.5.1.4.1.1.7),
+ * RGB 8-bit, the SOP class every PACS and viewer displays (the multi-frame
+ * SC classes add nothing for one frame and are less widely shown), with
+ * Modality OT, Conversion Type WSD, Image Type DERIVED\SECONDARY, Burned In
+ * Annotation YES, the source in Source Image Sequence (with its frame),
+ * Derivation Description, Lossy Image Compression 01 when the source was
+ * lossy, Patient Orientation and Laterality of the source, and the patient
+ * and study modules of the source.
  *
  * Source attributes are untrusted: they are converted to UTF-8, checked
  * per VR (dates, times, ages, code strings, lengths) and emptied (type 2)
@@ -41,6 +51,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -148,17 +159,22 @@ series_description(const struct dicom_result_info *info, const struct triaged_re
 	pre += ": ";
 	std::string algo = algo_name(info, r);
 	std::string route = info && info->route ? clean_single(info->route, 64) : "";
-	for (;;) {
-		std::string d = pre + algo + (route.empty() ? "" : " (" + route + ")");
+	std::string d;
+	for (int round = 0; round < 4; round++) {
+		d = pre + algo + (route.empty() ? "" : " (" + route + ")");
 		if (d.size() <= 64)
 			return d;
+		size_t excess = d.size() - 64;
 		if (algo.size() > 16)
-			algo = clean_text(algo.c_str(), std::max<size_t>(16, algo.size() - (d.size() - 64)));
-		else if (!route.empty() && route.size() > 12)
-			route = clean_text(route.c_str(), std::max<size_t>(12, route.size() - (d.size() - 64)));
+			algo = clean_text(algo.c_str(), algo.size() > excess + 16 ?
+			    algo.size() - excess : 16);
+		else if (route.size() > 12)
+			route = clean_text(route.c_str(), route.size() > excess + 12 ?
+			    route.size() - excess : 12);
 		else
-			return clean_text(d.c_str(), 64);
+			break;
 	}
+	return clean_text(d.c_str(), 64);
 }
 
 /* ---- UIDs ---------------------------------------------------------------- */
@@ -196,16 +212,6 @@ uuid_uid(unsigned char b[16], int version, char out[DICOM_UID_LEN + 1])
 int
 make_uid(const char *root, char out[DICOM_UID_LEN + 1])
 {
-	if (root && *root) {
-		char buf[100];
-		if (strlen(root) > 40)
-			return -EINVAL;
-		dcmGenerateUniqueIdentifier(buf, root);
-		if (strlen(buf) > DICOM_UID_LEN)
-			return -EINVAL;
-		memcpy(out, buf, strlen(buf) + 1);
-		return 0;
-	}
 	unsigned char b[16];
 	size_t got = 0;
 	while (got < sizeof(b)) {
@@ -216,6 +222,18 @@ make_uid(const char *root, char out[DICOM_UID_LEN + 1])
 			return -errno;
 		}
 		got += (size_t)n;
+	}
+	if (root && *root) {
+		/* as uid.c does: ROOT (<= 24) . seconds . random (<= 20 digits) */
+		if (strlen(root) > 24 || !uid_ok(root))
+			return -EINVAL;
+		uint64_t rnd;
+		memcpy(&rnd, b, sizeof(rnd));
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int n = snprintf(out, DICOM_UID_LEN + 1, "%s.%lld.%llu", root, (long long)ts.tv_sec,
+		    (unsigned long long)(rnd % 10000000000000000000ULL) + 1);
+		return n > 0 && n <= DICOM_UID_LEN ? 0 : -EOVERFLOW;
 	}
 	uuid_uid(b, 4, out);
 	return 0;
@@ -243,7 +261,7 @@ stable_uid(const std::string &text, char out[DICOM_UID_LEN + 1])
 /* A UID as triaged accepts it (uid_normalize): digits and single dots,
  * 1..64 characters; leading zeros in a component are tolerated (legacy
  * data), since the daemon stores such instances and results refer to them. */
-static bool
+bool
 uid_ok(const std::string &s)
 {
 	if (s.empty() || s.size() > DICOM_UID_LEN)
@@ -454,6 +472,24 @@ get_u32(DcmItem *ds, const DcmTagKey &tag)
 	return 0;
 }
 
+/* Backslash-separated values of at most 16 characters from ALLOWED (DS, CS) */
+static bool
+values_ok(const std::string &v, const char *allowed)
+{
+	size_t len = 0;
+	for (char c : v) {
+		if (c == '\\') {
+			if (len == 0)
+				return false;
+			len = 0;
+			continue;
+		}
+		if (!strchr(allowed, c) || ++len > 16)
+			return false;
+	}
+	return len > 0;
+}
+
 int
 load_source(const char *path, struct source &s, char *err, size_t errlen)
 {
@@ -499,9 +535,16 @@ load_source(const char *path, struct source &s, char *err, size_t errlen)
 	s.view_position = get_str(ds, DCM_ViewPosition, 16);
 	s.patient_orientation = get_str(ds, DCM_PatientOrientation, 64);
 	s.instance_number = get_str(ds, DCM_InstanceNumber, 12);
+	/* lossy: said so, or stored with a lossy transfer syntax */
 	s.lossy = get_str(ds, DCM_LossyImageCompression, 16);
+	if (DcmXfer(ds->getOriginalXfer()).isLossy())
+		s.lossy = "01";
 	s.lossy_ratio = get_str(ds, DCM_LossyImageCompressionRatio, 64);
 	s.lossy_method = get_str(ds, DCM_LossyImageCompressionMethod, 64);
+	if (!values_ok(s.lossy_ratio, "+-.0123456789eE"))
+		s.lossy_ratio.clear();
+	if (!values_ok(s.lossy_method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ "))
+		s.lossy_method.clear();
 	{
 		DcmItem *view = NULL;
 		if (ds->findAndGetSequenceItem(DCM_ViewCodeSequence, view, 0).good() && view)
@@ -592,6 +635,22 @@ const struct rgb WARN_RED = { 1.0, 0.33, 0.27 };
 const struct rgb WHITE = { 1.0, 1.0, 1.0 };
 const struct rgb GREY = { 0.72, 0.75, 0.78 };
 const struct rgb GREEN = { 0.35, 0.85, 0.45 };
+
+/* cairo objects freed however the function is left (exceptions too) */
+struct surface {
+	cairo_surface_t *p = NULL;
+	surface() = default;
+	surface(const surface &) = delete;
+	surface &operator=(const surface &) = delete;
+	~surface() { if (p) cairo_surface_destroy(p); }
+};
+struct context {
+	cairo_t *p;
+	explicit context(cairo_surface_t *sf) : p(cairo_create(sf)) {}
+	context(const context &) = delete;
+	context &operator=(const context &) = delete;
+	~context() { cairo_destroy(p); }
+};
 
 /* The score as text: "0.91", or "" when the backend gave none. */
 std::string
@@ -692,8 +751,15 @@ put_pixels(DcmItem &ds, cairo_surface_t *sf)
 	int stride = cairo_image_surface_get_stride(sf);
 	const unsigned char *data = cairo_image_surface_get_data(sf);
 	size_t n = (size_t)w * h * 3;
-	std::vector<Uint8> px(n + (n & 1));
-	Uint8 *o = px.data();
+	/* straight into the element's buffer (even length, pad byte 0) */
+	DcmPixelData *pd = new DcmPixelData(DcmTag(DCM_PixelData, EVR_OB));
+	Uint8 *o = NULL;
+	if (pd->createUint8Array((Uint32)(n + (n & 1)), o).bad() || !o) {
+		delete pd;
+		throw std::bad_alloc();
+	}
+	if (n & 1)
+		o[n] = 0;
 	for (int y = 0; y < h; y++) {
 		const uint32_t *row = (const uint32_t *)(data + (size_t)y * stride);
 		for (int x = 0; x < w; x++) {
@@ -712,7 +778,10 @@ put_pixels(DcmItem &ds, cairo_surface_t *sf)
 	ds.putAndInsertUint16(DCM_BitsStored, 8);
 	ds.putAndInsertUint16(DCM_HighBit, 7);
 	ds.putAndInsertUint16(DCM_PixelRepresentation, 0);
-	ds.putAndInsertUint8Array(DCM_PixelData, px.data(), (unsigned long)px.size());
+	if (ds.insert(pd, OFTrue).bad()) {
+		delete pd;
+		throw std::bad_alloc();
+	}
 }
 
 /* Patient Orientation values (A, P, R, L, H, F combinations), two of them */
@@ -766,7 +835,7 @@ put_body_part(DcmItem &ds, const std::string &body_part, const std::string &lat)
 void
 put_sc_header(DcmItem &ds, const struct dicom_result_info *info,
     const struct triaged_result *r, const struct source &src,
-    const struct dicom_object_id *id, const char *derivation)
+    const struct dicom_object_id *id, const char *kind, const char *derivation)
 {
 	put_common(ds, info);
 	copy_patient_study(*src.ff->getDataset(), ds);
@@ -780,7 +849,7 @@ put_sc_header(DcmItem &ds, const struct dicom_result_info *info,
 	snprintf(num, sizeof(num), "%d", id->instance_number);
 	ds.putAndInsertString(DCM_InstanceNumber, num);
 	ds.putAndInsertString(DCM_SeriesDescription,
-	    series_description(info, r, "AI images").c_str());
+	    series_description(info, r, kind).c_str());
 	ds.putAndInsertString(DCM_ConversionType, "WSD");
 	ds.putAndInsertString(DCM_SecondaryCaptureDeviceManufacturer,
 	    clean_single(info && info->manufacturer ? info->manufacturer : "triaged", 64).c_str());
@@ -857,7 +926,7 @@ draw_label(cairo_t *cr, const std::string &text, double x0, double y0, double y1
 int
 render_overlay(const struct dicom_result_info *info, const struct triaged_result *r,
     const struct source &src, uint32_t frame, const struct triaged_image *img,
-    cairo_surface_t **out, struct overlay_geometry &g, char *err, size_t errlen)
+    surface &out, struct overlay_geometry &g, char *err, size_t errlen)
 {
 	int w = (int)img->width, ih = (int)img->height;
 	double fs = std::max(13.0, std::min(48.0, w / 48.0));
@@ -882,25 +951,26 @@ render_overlay(const struct dicom_result_info *info, const struct triaged_result
 		    elsewhere);
 	std::string right = nfd ? "NOT FOR DIAGNOSIS" : cnt;
 	std::string second = nfd ? cnt : "";
-	cairo_surface_t *probe = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 8, 8);
-	cairo_t *pc = cairo_create(probe);
-	set_font(pc, fs, true);
 	double pad = fs * 0.5;
-	bool two = !second.empty() ||
-	    text_width(pc, left) + text_width(pc, right) + 3 * pad > w;
-	cairo_destroy(pc);
-	cairo_surface_destroy(probe);
+	bool two;
+	{
+		surface probe;
+		probe.p = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 8, 8);
+		context pc(probe.p);
+		set_font(pc.p, fs, true);
+		two = !second.empty() ||
+		    text_width(pc.p, left) + text_width(pc.p, right) + 3 * pad > w;
+	}
 	g.banner = (int)ceil(fs * (two ? 2.9 : 1.7));
 	g.scale = img->scale > 0 ? img->scale : 1.0;
 	int h = ih + g.banner;
 	if (h > 65535)
 		return set_err(err, errlen, -ENOTSUP, "overlay too tall");
 
-	cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
-	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS) {
-		cairo_surface_destroy(sf);
+	out.p = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h);
+	cairo_surface_t *sf = out.p;
+	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS)
 		return set_err(err, errlen, -ENOMEM, "cannot make a %dx%d drawing surface", w, h);
-	}
 	cairo_surface_flush(sf);
 	unsigned char *data = cairo_image_surface_get_data(sf);
 	int stride = cairo_image_surface_get_stride(sf);
@@ -916,17 +986,20 @@ render_overlay(const struct dicom_result_info *info, const struct triaged_result
 	}
 	cairo_surface_mark_dirty(sf);
 
-	cairo_t *cr = cairo_create(sf);
+	context ctx(sf);
+	cairo_t *cr = ctx.p;
 	/* banner */
 	set_font(cr, fs, true);
 	double base1 = fs * 1.2;
 	if (two) {
+		/* line 1: what made it; line 2: NOT FOR DIAGNOSIS, and the count */
 		draw_text(cr, pad, base1, fit_width(cr, left, w - 2 * pad), WHITE);
-		std::string r2 = nfd ? right : "";
-		double rw = text_width(cr, r2);
-		draw_text(cr, pad, base1 + fs * 1.25, fit_width(cr, r2, w - 2 * pad), WARN_RED);
+		std::string l2 = nfd ? right : cnt;
+		double lw2 = text_width(cr, fit_width(cr, l2, w - 2 * pad));
+		draw_text(cr, pad, base1 + fs * 1.25, fit_width(cr, l2, w - 2 * pad),
+		    nfd ? WARN_RED : GREY);
 		if (!second.empty()) {
-			std::string s2 = fit_width(cr, second, std::max(0.0, w - rw - 4 * pad));
+			std::string s2 = fit_width(cr, second, std::max(0.0, w - lw2 - 4 * pad));
 			if (!s2.empty())
 				draw_text(cr, w - pad - text_width(cr, s2), base1 + fs * 1.25, s2, GREY);
 		}
@@ -962,13 +1035,9 @@ render_overlay(const struct dicom_result_info *info, const struct triaged_result
 	for (const struct lab &l : labels)
 		draw_label(cr, l.text, l.x0, l.y0, l.y1, w, g.banner, h, lfs, l.solid);
 	cairo_status_t st = cairo_status(cr);
-	cairo_destroy(cr);
 	cairo_surface_flush(sf);
-	if (st != CAIRO_STATUS_SUCCESS) {
-		cairo_surface_destroy(sf);
+	if (st != CAIRO_STATUS_SUCCESS)
 		return set_err(err, errlen, -ENOMEM, "drawing failed: %s", cairo_status_to_string(st));
-	}
-	*out = sf;
 	return 0;
 }
 
@@ -992,16 +1061,18 @@ write_overlay(const struct dicom_result_info *info, const struct triaged_result 
 	if (frame > src.frames)
 		frame = 1;
 
-	struct triaged_image *img = NULL;
-	e = dicom_image_load(path, frame, OVERLAY_MAX_DIM, &img, err, errlen);
+	struct triaged_image *raw = NULL;
+	e = dicom_image_load(path, frame, OVERLAY_MAX_DIM, &raw, err, errlen);
 	if (e < 0)
 		return e;
-	cairo_surface_t *sf = NULL;
+	std::unique_ptr<struct triaged_image, void (*)(struct triaged_image *)> img(raw,
+	    dicom_image_free);
+	surface sf;
 	struct overlay_geometry g;
-	e = render_overlay(info, r, src, frame, img, &sf, g, err, errlen);
+	e = render_overlay(info, r, src, frame, img.get(), sf, g, err, errlen);
 	bool was_color = img->was_color;
 	double scale = img->scale;
-	dicom_image_free(img);
+	img.reset();
 	if (e < 0)
 		return e;
 
@@ -1013,7 +1084,7 @@ write_overlay(const struct dicom_result_info *info, const struct triaged_result 
 	    "(solid: score >= 0.5, dashed: doubtful)", view_name(src).c_str(),
 	    src.frames > 1 ? ", one frame" : "", was_color ? " as luminance" : "",
 	    scale, g.banner);
-	put_sc_header(ds, info, r, src, id, deriv);
+	put_sc_header(ds, info, r, src, id, "AI overlays", deriv);
 	/* the image is neither flipped nor rotated: the orientation holds */
 	ds.putAndInsertString(DCM_PatientOrientation, orientation_ok(src.patient_orientation) ?
 	    src.patient_orientation.c_str() : "");
@@ -1037,8 +1108,7 @@ write_overlay(const struct dicom_result_info *info, const struct triaged_result 
 			item->putAndInsertString(DCM_ReferencedFrameNumber, fb);
 		}
 	}
-	put_pixels(ds, sf);
-	cairo_surface_destroy(sf);
+	put_pixels(ds, sf.p);
 	return save(ff, out_path, err, errlen);
 }
 
@@ -1086,17 +1156,17 @@ measurement_text(const struct result_measurement &m)
 
 int
 render_summary(const struct dicom_result_info *info, const struct triaged_result *r,
-    const std::vector<struct source> &srcs, cairo_surface_t **out, char *err, size_t errlen)
+    const std::vector<struct source> &srcs, surface &out, char *err, size_t errlen)
 {
 	const int W = SUMMARY_W, H = SUMMARY_H;
 	const double M = 48;    /* margin */
 	bool nfd = info && info->not_for_diagnosis;
-	cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
-	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS) {
-		cairo_surface_destroy(sf);
+	out.p = cairo_image_surface_create(CAIRO_FORMAT_RGB24, W, H);
+	cairo_surface_t *sf = out.p;
+	if (cairo_surface_status(sf) != CAIRO_STATUS_SUCCESS)
 		return set_err(err, errlen, -ENOMEM, "cannot make the summary surface");
-	}
-	cairo_t *cr = cairo_create(sf);
+	context ctx(sf);
+	cairo_t *cr = ctx.p;
 	cairo_set_source_rgb(cr, 0.07, 0.08, 0.10);
 	cairo_paint(cr);
 
@@ -1291,13 +1361,9 @@ render_summary(const struct dicom_result_info *info, const struct triaged_result
 	    nfd ? WARN_RED : GREY);
 
 	cairo_status_t st = cairo_status(cr);
-	cairo_destroy(cr);
 	cairo_surface_flush(sf);
-	if (st != CAIRO_STATUS_SUCCESS) {
-		cairo_surface_destroy(sf);
+	if (st != CAIRO_STATUS_SUCCESS)
 		return set_err(err, errlen, -ENOMEM, "drawing failed: %s", cairo_status_to_string(st));
-	}
-	*out = sf;
 	return 0;
 }
 
@@ -1312,13 +1378,13 @@ write_summary(const struct dicom_result_info *info, const struct triaged_result 
 		if (e < 0)
 			return e;
 	}
-	cairo_surface_t *sf = NULL;
-	int e = render_summary(info, r, srcs, &sf, err, errlen);
+	surface sf;
+	int e = render_summary(info, r, srcs, sf, err, errlen);
 	if (e < 0)
 		return e;
 	DcmFileFormat ff;
 	DcmDataset &ds = *ff.getDataset();
-	put_sc_header(ds, info, r, srcs[0], id, "AI result summary page: outcome, score, "
+	put_sc_header(ds, info, r, srcs[0], id, "AI summary", "AI result summary page: outcome, score, "
 	    "findings and measurements as text");
 	ds.putAndInsertString(DCM_PatientOrientation, "");
 	/* one laterality when every image has the same, else unknown */
@@ -1344,8 +1410,7 @@ write_summary(const struct dicom_result_info *info, const struct triaged_result 
 			item->putAndInsertString(DCM_ReferencedSOPInstanceUID, s.sop_uid.c_str());
 		}
 	}
-	put_pixels(ds, sf);
-	cairo_surface_destroy(sf);
+	put_pixels(ds, sf.p);
 	return save(ff, out_path, err, errlen);
 }
 

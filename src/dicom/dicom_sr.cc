@@ -19,18 +19,22 @@
  *     study is normal); the backend's summary and, for the reference
  *     backend, "NOT FOR DIAGNOSIS" as TEXT (DCM 121106 Comment);
  *   - one measurement group per finding: Tracking Identifier
- *     "Cornerstone3DTools@^0.1.0:RectangleROI:#n label" (the OHIF v3
- *     adapters hydrate a group only when its identifier starts with a
- *     Cornerstone tool prefix; RectangleROI is the tool for a closed
- *     5-point POLYLINE, and the part after the second colon keeps a
- *     readable "#n label" that every other SR viewer shows), Tracking
- *     Unique Identifier, Finding (the backend's code, else 99TRIAGED),
- *     Finding Site (from Body Part Examined, CID 4031), and one NUM
- *     (DCM 111012 Certainty of Finding) = the score in UCUM "1" (or the
- *     qualifier "Value unknown" without a score) inferred from exactly one
- *     of: a SCOORD POLYLINE rectangle (5 points, closed, source pixel
- *     coordinates, frame referenced) selected from the source IMAGE, or,
- *     without a box, the IMAGE itself (never both: TID 320 condition);
+ *     "Cornerstone3DTools@^0.1.0:RectangleROI:#n label" when it has a box
+ *     (the OHIF v3 adapters hydrate a group only when its identifier
+ *     starts with a Cornerstone tool prefix; RectangleROI is the tool for a
+ *     closed 5-point POLYLINE; the part after the second colon keeps the
+ *     "#n label" of the overlays and the summary readable in every other
+ *     SR viewer), plain "#n label" without a box (nothing to draw),
+ *     Tracking Unique Identifier, Finding (the backend's code, else
+ *     99TRIAGED), Finding Site (from Body Part Examined, CID 4031), and one
+ *     NUM (DCM 111012 Certainty of Finding) = the score in UCUM "1",
+ *     inferred from exactly one of: a SCOORD POLYLINE rectangle (5 points,
+ *     closed, source pixel coordinates, frame referenced) selected from the
+ *     source IMAGE, or, without a box, the IMAGE itself (never both: TID
+ *     320 condition). Without a score (pixelmed refuses a NUM with only a
+ *     "value unknown" qualifier) the NUM is the box's Area (SCT 42798000)
+ *     in UCUM {pixels}; with neither score nor box the IMAGE hangs on the
+ *     group (TID 1501 row 10b);
  *   - one study-level group (tracking identifier "Study result") with the
  *     study score as NUM (DCM 111013 Certainty of Impression, UCUM "1")
  *     and the numeric measurements with their UCUM units (bone age: the
@@ -38,13 +42,24 @@
  *   - every source in Current Requested Procedure Evidence; 99TRIAGED
  *     (and any other 99* scheme a backend used) declared in Coding Scheme
  *     Identification.
- * DESIGN (TID 4000): language, Image Library (TID 4020: IMAGE with image
- * laterality, view, orientation), CAD Processing and Findings Summary
- * (CID 6047) with one Individual Impression/Recommendation per finding
- * (Rendering Intent; Single Image Finding with Certainty of Finding 0-100,
- * Outline SCOORD on the image, algorithm identification), Summary of
- * Detections / Summary of Analyses (TID 4015/4016) Succeeded with the
- * algorithm, evidence filled.
+ * Also: TID 4019 (Algorithm Name, Version) under every measurement;
+ * region codes DCMTK maps from Body Part Examined with SNOMED codes newer
+ * than pixelmed's CID 4031 replaced by the earlier ones of the same region.
+ * DESIGN (TID 4000): language (TID 1204), Image Library (TID 4020: IMAGE
+ * with Image Laterality as CID 6022 breast side, Image View from View Code
+ * Sequence, Patient Orientation), CAD Processing and Findings Summary
+ * (CID 6047 with/without findings) with the overall impression (TID 4002:
+ * Impression Description text with outcome, score, summary and, for the
+ * reference backend, NOT FOR DIAGNOSIS; Certainty of Impression = score in
+ * %; algorithm) and one Individual Impression/Recommendation per finding
+ * (Rendering Intent "Presentation Required"; Single Image Finding = the
+ * backend's code, else from the label: calcification -> Calcification
+ * Cluster, mass/density/lesion -> Mammography breast density, distortion
+ * -> Architectural distortion, else Selected region (with its TID 4013
+ * description); Certainty of Finding = score in %; Center POINT and
+ * Outline POLYLINE on the image, or the IMAGE without a box), Summary of
+ * Detections / Summary of Analyses (TID 4015/4016) Succeeded, with the
+ * detection types, the algorithm and the images; evidence filled.
  */
 #include "dcmtk/config/osconfig.h"
 #include "dcmtk/dcmdata/dctk.h"
@@ -208,7 +223,9 @@ tracking_id(size_t i, const struct result_finding &f)
 	std::string label = clean_text(f.label, 64);
 	/* a colon would split the identifier differently in the adapters */
 	std::replace(label.begin(), label.end(), ':', ' ');
-	return std::string(CORNERSTONE_PREFIX) + "#" + std::to_string(i + 1) + " " + label;
+	std::string id = "#" + std::to_string(i + 1) + " " + label;
+	/* without a box there is nothing a viewer tool could draw */
+	return f.has_box ? CORNERSTONE_PREFIX + id : id;
 }
 
 /* Declare every coding scheme of the document that DICOM does not know:
@@ -379,6 +396,46 @@ fix_library_refs(DSRDocumentTree &tree, const std::vector<struct source> &srcs)
 	}
 }
 
+/* The region of a finding without a score, on its measurement group (the
+ * group found by its Tracking Unique Identifier): TID 1501 CONTAINS SCOORD
+ * (DCM 111030 Image Region) selected from the IMAGE, or the IMAGE alone. */
+void
+add_group_region(DSRDocumentTree &tree, const std::string &tracking_uid,
+    const struct result_finding &f, const struct source &s)
+{
+	size_t group = 0;
+	if (tree.gotoRoot()) {
+		do {
+			DSRContentItem &ci = tree.getCurrentContentItem();
+			if (ci.getValueType() == DSRTypes::VT_UIDRef &&
+			    ci.getConceptName().getCodeValue() == "112040" &&
+			    ci.getStringValue() == tracking_uid.c_str()) {
+				group = tree.goUp();
+				break;
+			}
+		} while (tree.iterate());
+	}
+	if (!group)
+		throw sr_error{ EC_IllegalParameter, "measurement group lost" };
+	size_t node = tree.addContentItem(DSRTypes::RT_contains,
+	    f.has_box ? DSRTypes::VT_SCoord : DSRTypes::VT_Image, DSRTypes::AM_belowCurrent);
+	if (!node)
+		throw sr_error{ EC_IllegalParameter, "image region not allowed here" };
+	if (!f.has_box) {
+		check(tree.getCurrentContentItem().setImageReference(image_ref(s, f.frame), OFFalse),
+		    "image");
+		return;
+	}
+	check(tree.getCurrentContentItem().setConceptName(DSRCodedEntryValue(CODE_DCM_ImageRegion)),
+	    "image region");
+	check(tree.getCurrentContentItem().setSpatialCoordinates(rectangle(f, s)), "image region");
+	if (!tree.addContentItem(DSRTypes::RT_selectedFrom, DSRTypes::VT_Image,
+	    DSRTypes::AM_belowCurrent))
+		throw sr_error{ EC_IllegalParameter, "image region source not allowed here" };
+	check(tree.getCurrentContentItem().setImageReference(image_ref(s, f.frame), OFFalse),
+	    "image region source");
+}
+
 /* ---- TID 1500 ------------------------------------------------------------ */
 
 typedef TID1500_MeasurementReport::TID1501_Measurements Group;
@@ -422,6 +479,7 @@ build_tid1500(DSRDocument &doc, const struct dicom_result_info *info,
 	};
 	const DSRCodedEntryValue unit1("1", "UCUM", "no units");
 
+	std::vector<std::pair<std::string, size_t>> unscored;
 	for (size_t i = 0; i < r->nfindings; i++) {
 		const struct result_finding &f = r->findings[i];
 		const struct source *s = find_source(srcs, f.sop_uid);
@@ -438,10 +496,20 @@ build_tid1500(DSRDocument &doc, const struct dicom_result_info *info,
 		    "finding");
 		if (site.isValid())
 			check(g.addFindingSite(site), "finding site");
-		Group::MeasurementValue v = f.score >= 0 ?
-		    Group::MeasurementValue(fmt_value(f.score).c_str(), unit1) :
-		    Group::MeasurementValue(CMR_CID42::ValueUnknown);
-		check(g.addMeasurement(DSRCodedEntryValue(CODE_DCM_CertaintyOfFinding), v), "score");
+		if (f.score < 0 && !f.has_box) {
+			/* nothing to measure: the image goes on the group itself
+			 * (TID 1501 row 10b), after the tree is built */
+			unscored.push_back({ tuid, i });
+			continue;
+		}
+		if (f.score >= 0)
+			check(g.addMeasurement(DSRCodedEntryValue(CODE_DCM_CertaintyOfFinding),
+			    Group::MeasurementValue(fmt_value(f.score).c_str(), unit1)), "score");
+		else    /* no score: the region's area in source pixels carries it */
+			check(g.addMeasurement(DSRCodedEntryValue("42798000", "SCT", "Area"),
+			    Group::MeasurementValue(fmt_value(round((f.box[2] - f.box[0]) *
+			    (f.box[3] - f.box[1]))).c_str(), DSRCodedEntryValue("{pixels}", "UCUM",
+			    "pixels"))), "area");
 		/* not checked: a legacy UID with a leading zero is still the
 		 * instance we received (the daemon keeps such files) */
 		if (f.has_box)
@@ -485,6 +553,10 @@ build_tid1500(DSRDocument &doc, const struct dicom_result_info *info,
 	check(doc.changeDocumentType(DSRTypes::DT_ComprehensiveSR), "document type");
 	remap_regions(doc.getTree());
 	fix_library_refs(doc.getTree(), srcs);
+	for (const auto &u : unscored) {
+		const struct result_finding &f = r->findings[u.second];
+		add_group_region(doc.getTree(), u.first, f, *find_source(srcs, f.sop_uid));
+	}
 	std::string version = clean_text(r->algo_version, 64);
 	add_algorithm_identification(doc.getTree(), name, version.empty() ? "unknown" : version);
 }
@@ -706,6 +778,10 @@ build_mammo_cad(DSRDocument &doc, const struct dicom_result_info *info,
 		    DSRCodedEntryValue(CODE_DCM_SingleImageFinding), kind, "single image finding");
 		b.code(sif, DSRTypes::RT_hasConceptMod, DSRCodedEntryValue(CODE_DCM_RenderingIntent),
 		    intent, "rendering intent");
+		if (kind == DSRCodedEntryValue(CODE_DCM_SelectedRegion))   /* TID 4013 */
+			b.text(sif, DSRTypes::RT_hasProperties,
+			    DSRCodedEntryValue(CODE_DCM_SelectedRegionDescription),
+			    clean_text(f.label, 64), "selected region description");
 		add_algorithm_props(b, sif, name, version);
 		if (f.score >= 0)
 			b.num(sif, DSRTypes::RT_hasProperties, DSRCodedEntryValue(CODE_DCM_CertaintyOfFinding),
@@ -843,8 +919,7 @@ dicom_write_sr(const struct dicom_result_info *info, const struct triaged_result
 			return set_err(err, errlen, -EINVAL, "missing argument");
 		if (!sources || nsources == 0)
 			return set_err(err, errlen, -EINVAL, "no source instances");
-		if (!id->series_uid || !id->sop_uid || !*id->series_uid || !*id->sop_uid ||
-		    strlen(id->series_uid) > DICOM_UID_LEN || strlen(id->sop_uid) > DICOM_UID_LEN)
+		if (!id->series_uid || !id->sop_uid || !uid_ok(id->series_uid) || !uid_ok(id->sop_uid))
 			return set_err(err, errlen, -EINVAL, "invalid Series or SOP Instance UID");
 		return write_sr(info, r, sources, nsources, id, out_path, err, errlen);
 	} catch (const std::bad_alloc &) {
