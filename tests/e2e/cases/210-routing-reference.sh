@@ -119,6 +119,23 @@ assert years * 12 <= m[0]["value"] < (years + 1) * 12 + 1, (m, sys.argv[2])
 EOF
 ok "bone-age job reports the age in months (PatientAge $age)"
 
+if command -v dciodvfy >/dev/null 2>&1; then
+	check "every SR and secondary capture the daemon wrote passes dciodvfy with no Error"
+	n=0
+	while read -r f; do
+		n=$((n + 1))
+		dciodvfy "$f" > "$T/out/dciodvfy.txt" 2>&1 || true
+		if grep -q '^Error' "$T/out/dciodvfy.txt"; then
+			sed 's/^/    /' "$T/out/dciodvfy.txt" >&3
+			fail "dciodvfy reports errors on $f"
+		fi
+	done < <(find "$SPOOL/results" -name '*.dcm')
+	[ "$n" -ge 15 ] || fail "only $n result objects written for 5 jobs"
+	ok "$n result objects (SR, overlays, summaries), no dciodvfy error"
+else
+	note "dciodvfy not installed: result objects not validated here (5xx cases do)"
+fi
+
 step "a late instance: new job, superseding the first"
 first=$(json "$T/out/jobs.json" "[j['id'] for j in d['jobs'] if j['study_uid'] == '$cr_study'][0]")
 dicomtool make-hostile "$T/out/late.dcm" sop "2.25.$(date +%s%N)" "$(find "$CR" -name '*.dcm' | head -1)" \
@@ -133,5 +150,17 @@ second=$(json "$T/out/jobs2.json" "max(j['id'] for j in d['jobs'] if j['study_ui
 ctl_json "$T/out/second.json" show "$second" --json
 [ "$(json "$T/out/second.json" "d['job'].get('supersedes')")" = "$first" ] || fail "job $second does not record that it supersedes $first"
 [ "$(json "$T/out/second.json" "len(d['instances'])")" = 3 ] || fail "the new job does not hold all 3 instances"
+ctl_json "$T/out/crstudy.json" show "$cr_study" --json
+"$PY" - "$T/out/crstudy.json" "$first" "$second" <<'EOF' || fail "the first job's results are not marked superseded by the second"
+import json, sys
+d = json.load(open(sys.argv[1]))
+first, second = int(sys.argv[2]), int(sys.argv[3])
+old = [r for r in d["results"] if r["job"] == first]
+new = [r for r in d["results"] if r["job"] == second]
+assert old and new, d["results"]
+assert all(r["superseded_by"] == second for r in old), old
+assert all(r["superseded_by"] is None for r in new), new
+print("    job %d: %d results superseded by job %d's %d" % (first, len(old), second, len(new)))
+EOF
 ok "job $second supersedes job $first and covers all 3 instances"
 stop_triaged

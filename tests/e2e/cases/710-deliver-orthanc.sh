@@ -53,12 +53,16 @@ retry_max_s = 3"
 dest_conf 1h
 write_config stable_seconds=2
 start_triaged
+"$TRIAGECTL" -c "$CONF" echo pacs > "$T/out/echo.txt" 2>&1 || { cat "$T/out/echo.txt" >&3; fail "triagectl echo pacs failed with Orthanc up"; }
+ok "triagectl echo pacs: $(cat "$T/out/echo.txt")"
 
-# settled: no study receiving, no job or dispatch still to do
-settled() {
+# settled: no study receiving, no job or dispatch still to do, twice 2 s
+# apart (the dispatches of new results are queued once a second)
+idle_now() {
 	ctl_json "$T/out/status.json" status --json
 	[ "$(json "$T/out/status.json" "d['studies']['receiving'] + d['jobs'].get('pending', 0) + d['jobs'].get('running', 0) + d['dispatches'].get('pending', 0) + d['dispatches'].get('sending', 0)")" = 0 ]
 }
+settled() { idle_now && sleep 2 && idle_now; }
 
 # in_pacs SOP: prints the Orthanc id of the instance, or nothing
 in_pacs() { curl -sf -X POST "$O/tools/lookup" -d "$1" | "$PY" -c 'import json,sys; r=[x["ID"] for x in json.load(sys.stdin) if x["Type"]=="Instance"]; print(r[0] if r else "")'; }
@@ -112,6 +116,9 @@ waiting() {
 wait_for 60 "dispatches retried with a reason" waiting || { cat "$T/out/dx.json" >&3; fail "no retries while the PACS is down"; }
 log "while down: $(json "$T/out/dx.json" "d['dispatches'][0]['error']")"
 echo_ok MODALITY1 || fail "triaged stopped answering C-ECHO during the outage"
+rc=0; "$TRIAGECTL" -c "$CONF" echo pacs > "$T/out/echo.txt" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "triagectl echo pacs exited $rc with Orthanc down (expected 1)"
+log "triagectl echo with Orthanc down: $(cat "$T/out/echo.txt")"
 assert_alive
 pacs_start open TRIAGED
 wait_for 90 "delivered after the outage" settled || { cat "$T/out/status.json" >&3; fail "not delivered after the outage"; }
