@@ -234,14 +234,17 @@ claim(struct db *db, const char *dest, int64_t now, struct claimed *c)
 	sqlite3_stmt *st = NULL, *q = NULL;
 	int n = 0;
 
+	/* one priority level per batch: a STAT or positive study's results
+	 * (which wait for its originals) go before routine originals */
 	if (sqlite3_prepare_v2(db_handle(db),
-	    "UPDATE dispatches SET state = 'sending', attempts = attempts + 1, updated_at = ?2"
-	    " WHERE id IN (SELECT d.id FROM dispatches d WHERE d.destination = ?1"
-	    "  AND d.state = 'pending' AND d.not_before <= ?2"
+	    "WITH due AS (SELECT d.id, d.priority, d.created_at FROM dispatches d"
+	    "  WHERE d.destination = ?1 AND d.state = 'pending' AND d.not_before <= ?2"
 	    "  AND (d.kind = 'original' OR NOT EXISTS (SELECT 1 FROM dispatches o"
 	    "   WHERE o.destination = d.destination AND o.study_id = d.study_id"
-	    "   AND o.kind = 'original' AND o.state IN ('pending', 'sending')))"
-	    "  ORDER BY d.priority, d.created_at, d.id LIMIT ?3)"
+	    "   AND o.kind = 'original' AND o.state IN ('pending', 'sending'))))"
+	    " UPDATE dispatches SET state = 'sending', attempts = attempts + 1, updated_at = ?2"
+	    " WHERE id IN (SELECT id FROM due WHERE priority = (SELECT min(priority) FROM due)"
+	    "  ORDER BY created_at, id LIMIT ?3)"
 	    " RETURNING id, attempts, created_at, priority", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, dest, -1, SQLITE_STATIC);
@@ -295,8 +298,8 @@ mono_ms(void)
 /* Record how each item of a batch ended. */
 static void
 finish(struct db *db, const struct config_destination *dest, struct claimed *c,
-       const struct dest_item_result *res, int n, int64_t now, int *delivered,
-       int *retried, int *dead)
+       const struct dest_item_result *res, int n, int64_t now, bool dest_down,
+       int *delivered, int *retried, int *dead)
 {
 	sqlite3_stmt *st = NULL;
 
@@ -332,9 +335,12 @@ finish(struct db *db, const struct config_destination *dest, struct claimed *c,
 			log_warnx("dispatch=%lld dest=%s sop=%s dead: %s", (long long)c[i].id,
 			    dest->name, c[i].sop_uid, msg);
 		} else {
+			/* a destination that is down pauses as a whole (the sender's
+			 * backoff) and its rows stay due, so that when it is back they
+			 * go in priority order; an item refused on its own waits */
 			state = "pending";
-			nb = now + backoff_delay_s(c[i].attempts, dest->retry_base_s,
-			    dest->retry_max_s, (uint64_t)c[i].id);
+			nb = dest_down ? 0 : now + backoff_delay_s(c[i].attempts,
+			    dest->retry_base_s, dest->retry_max_s, (uint64_t)c[i].id);
 			(*retried)++;
 		}
 		sqlite3_reset(st);
@@ -419,7 +425,14 @@ sender_main(void *arg)
 			rc = type->ops->send(state, items, (size_t)n, res,
 			    t0 + (int64_t)(s->dest->timeout_s > 0 ? s->dest->timeout_s : 60) * 1000 *
 			    (n < 4 ? 1 : n / 4));
-			finish(db, s->dest, c, res, n, (int64_t)time(NULL), &delivered, &retried, &dead);
+			bool down = rc < 0;
+			if (!down) {
+				down = true;
+				for (int i = 0; i < n; i++)
+					down &= res[i].status == DEST_RETRY;
+			}
+			finish(db, s->dest, c, res, n, (int64_t)time(NULL), down, &delivered, &retried,
+			    &dead);
 			if (rc < 0 || (delivered == 0 && retried > 0)) {
 				failures++;
 				pause_until = (int64_t)time(NULL) + backoff_delay_s(failures,
