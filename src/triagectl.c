@@ -43,6 +43,7 @@ struct ctl {
 	int64_t since_s;        /* 0 = no limit */
 	long limit;
 	bool studies;
+	bool dispatches;
 	int argc;
 	char **argv;
 };
@@ -342,6 +343,68 @@ list_studies(struct ctl *c)
 }
 
 static int
+list_dispatches(struct ctl *c)
+{
+	cJSON *doc = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(doc, "dispatches");
+	sqlite3_stmt *st;
+	int64_t now = (int64_t)time(NULL);
+	int n = 0;
+
+	st = prepare(c, "SELECT d.id, d.destination, d.kind, d.state, d.priority, d.attempts,"
+	    " d.created_at, d.error, s.study_uid, s.accession, coalesce(i.sop_uid, r.sop_uid)"
+	    " FROM dispatches d JOIN studies s ON s.id = d.study_id"
+	    " LEFT JOIN instances i ON i.id = d.instance_id LEFT JOIN results r ON r.id = d.result_id"
+	    " WHERE (?1 IS NULL OR d.state = ?1) AND (?2 IS NULL OR d.destination = ?2)"
+	    "  AND (?3 = 0 OR d.created_at >= ?3)"
+	    " ORDER BY d.created_at DESC, d.id DESC LIMIT ?4");
+	if (!st) {
+		cJSON_Delete(doc);
+		return EXIT_FAIL;
+	}
+	if (c->state)
+		sqlite3_bind_text(st, 1, c->state, -1, SQLITE_STATIC);
+	if (c->destination)
+		sqlite3_bind_text(st, 2, c->destination, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, c->since_s ? now - c->since_s : 0);
+	sqlite3_bind_int64(st, 4, c->limit);
+	if (!c->json)
+		printf("%-7s %-12s %-8s %-9s %-3s %-4s %-5s %-14s %s\n", "ID", "DESTINATION", "KIND",
+		    "STATE", "PRI", "TRY", "AGE", "ACCESSION", "SOP INSTANCE UID / ERROR");
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char age[16];
+		n++;
+		age_str(now - sqlite3_column_int64(st, 6), age, sizeof(age));
+		if (c->json) {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+			cJSON_AddStringToObject(o, "destination", col_text(st, 1));
+			cJSON_AddStringToObject(o, "kind", col_text(st, 2));
+			cJSON_AddStringToObject(o, "state", col_text(st, 3));
+			cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 4));
+			cJSON_AddNumberToObject(o, "attempts", sqlite3_column_int(st, 5));
+			cJSON_AddNumberToObject(o, "age_s", (double)(now - sqlite3_column_int64(st, 6)));
+			cJSON_AddStringToObject(o, "error", col_text(st, 7));
+			cJSON_AddStringToObject(o, "study_uid", col_text(st, 8));
+			cJSON_AddStringToObject(o, "accession", col_text(st, 9));
+			cJSON_AddStringToObject(o, "sop_instance_uid", col_text(st, 10));
+			cJSON_AddItemToArray(arr, o);
+			continue;
+		}
+		printf("%-7lld %-12.12s %-8s %-9s %-3d %-4d %-5s %-14.14s %s\n",
+		    (long long)sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
+		    col_text(st, 3), sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), age,
+		    col_text(st, 9), col_text(st, 7)[0] ? col_text(st, 7) : col_text(st, 10));
+	}
+	sqlite3_finalize(st);
+	if (c->json)
+		print_json(doc);
+	else if (n == 0)
+		printf("(no dispatches)\n");
+	cJSON_Delete(doc);
+	return EXIT_OK;
+}
+
+static int
 cmd_list(struct ctl *c)
 {
 	cJSON *doc, *arr;
@@ -354,6 +417,8 @@ cmd_list(struct ctl *c)
 
 	if (c->studies)
 		return list_studies(c);
+	if (c->dispatches)
+		return list_dispatches(c);
 	for (size_t i = 0; c->state && i < sizeof(states) / sizeof(states[0]); i++)
 		ok |= strcmp(c->state, states[i]) == 0;
 	if (!ok) {
@@ -1151,7 +1216,7 @@ static const struct command {
 	const char *usage;
 } commands[] = {
 	{ "status", cmd_status, "status" },
-	{ "list", cmd_list, "list [--studies] [--state S] [--route R] [--since DURATION] [--limit N]" },
+	{ "list", cmd_list, "list [--studies | --dispatches [--destination D]] [--state S] [--route R] [--since DURATION] [--limit N]" },
 	{ "show", cmd_show, "show ID|STUDY_UID" },
 	{ "route", cmd_route, "route FILE...   (dry run: which routes fire, and why not)" },
 	{ "retry", cmd_retry, "retry ID | --state failed [--route R] | --state dead [--destination D]" },
@@ -1180,6 +1245,7 @@ main(int argc, char **argv)
 		{ "limit", required_argument, NULL, 'l' },
 		{ "studies", no_argument, NULL, 'T' },
 		{ "destination", required_argument, NULL, 'D' },
+		{ "dispatches", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1225,6 +1291,7 @@ main(int argc, char **argv)
 		case 'r': c.route = optarg; break;
 		case 'T': c.studies = true; break;
 		case 'D': c.destination = optarg; break;
+		case 'P': c.dispatches = true; break;
 		case 'S':
 			if (config_parse_duration(optarg, &c.since_s) < 0) {
 				fprintf(stderr, "triagectl: --since wants a duration like 2h or 7d\n");

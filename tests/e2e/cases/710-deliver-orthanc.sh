@@ -156,6 +156,8 @@ why=$(json "$T/out/cr2.json" "[x['error'] for x in d['dispatches'] if x['state']
 log "dead because: $why"
 echo "$why" | grep -qi "max_age" || fail "the dead dispatch does not say it ran out of max_age"
 echo "$why" | grep -qi "reject" || fail "the dead dispatch does not name the rejection"
+ctl_json "$T/out/deadlist.json" list --dispatches --state dead --destination pacs --json
+[ "$(json "$T/out/deadlist.json" "len(d['dispatches'])")" -ge 2 ] || fail "triagectl list --dispatches --state dead does not list them"
 [ -z "$(in_pacs "$(json "$T/out/cr2.json" "d['instances'][0]['sop_instance_uid']")")" ] || fail "instance in Orthanc although it refused us"
 
 step "fixed: Orthanc knows our AE; triagectl retry --state dead"
