@@ -5,10 +5,13 @@
 #           send = originals, results, short backoff (retry_base_s = 1,
 #           retry_max_s = 3).
 # Modality: storescu sends generated CR, MG and child-hand studies and the
-#           shared SR files (unrouted: no route takes SR).
+#           shared SR files (unrouted: no route takes SR), then every image
+#           of the shared test data (all transfer syntaxes, J2K included).
 # Expected: every original reaches Orthanc with the same dataset bytes as
 #           the spool copy (which is what the modality sent), routed or
-#           not; the SR and SC results of every job arrive in their source
+#           not (the test data: same transfer syntax, dataset bytes or at
+#           least every element and the pixel bytes); the SR and SC results
+#           of every job arrive in their source
 #           study; while Orthanc is down a new study waits (pending, with
 #           the reason) and arrives once Orthanc is back, originals before
 #           results; with Orthanc refusing our AE (strict mode) and a short
@@ -103,6 +106,24 @@ done
 sr_study=$(dcm_get "$(ls "$TESTDATA"/sr/*.dcm | head -1)" StudyInstanceUID)
 [ "$(json "$T/out/studies.json" "len([s for s in d['studies'] if s['study_uid'] == '$sr_study'])")" = 1 ] || fail "SR study not received"
 ok "routed and unrouted studies all in Orthanc with their results"
+
+step "the shared test data (every transfer syntax) through the daemon to Orthanc"
+mapfile -t TD < <(find "$TESTDATA/cr" "$TESTDATA/dx" "$TESTDATA/mg" "$TESTDATA/hand" "$TESTDATA/misc-syntax" -name '*.dcm' | sort)
+storescu_send "$T/out/sendtd.log" MODALITY1 "${TD[@]}" || note "storescu exited non-zero"
+wait_for 120 "test data analysed and delivered" settled || { cat "$T/out/status.json" >&3; fail "test data not settled"; }
+[ "$(json "$T/out/status.json" "d['dispatches'].get('dead', 0)")" = 0 ] || fail "dead dispatches for the test data"
+# what triaged stored (the bytes as received) against what Orthanc holds,
+# in the same transfer syntax, from our AE: dataset bytes, or at least every
+# element outside group 0002 and the pixel data byte for byte
+: > "$T/out/td.tsv"
+for f in "${TD[@]}"; do
+	sop=$(dcm_get "$f" SOPInstanceUID); study=$(dcm_get "$f" StudyInstanceUID)
+	[ -f "$SPOOL/studies/$study/$sop.dcm" ] && printf '%s\tOK\t0x0000\tstored\n' "$SPOOL/studies/$study/$sop.dcm" >> "$T/out/td.tsv"
+done
+"$PY" "$E2E_DIR/cases/600-forward-compare.py" "$O" "$T/out/td.tsv" "$T/out/cmp.dcm" TRIAGED > "$T/out/cmp.txt" 2>&1 \
+	|| { sed 's/^/    /' "$T/out/cmp.txt" >&3; fail "Orthanc does not hold what triaged received"; }
+tail -1 "$T/out/cmp.txt" | sed 's/^/    /' >&3
+ok "every test-data original forwarded by the daemon, same elements, same transfer syntax"
 
 step "outage: Orthanc stopped while a study arrives"
 pacs_stop
