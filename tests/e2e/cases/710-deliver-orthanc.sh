@@ -6,7 +6,8 @@
 #           retry_max_s = 3).
 # Modality: storescu sends generated CR, MG and child-hand studies and the
 #           shared SR files (unrouted: no route takes SR), then every image
-#           of the shared test data (all transfer syntaxes, J2K included).
+#           of the shared test data (all transfer syntaxes, J2K included),
+#           and dcmsend a CT and an MR study (no route takes them).
 # Expected: every original reaches Orthanc with the same dataset bytes as
 #           the spool copy (which is what the modality sent), routed or
 #           not (the test data: same transfer syntax, dataset bytes or at
@@ -106,6 +107,29 @@ done
 sr_study=$(dcm_get "$(ls "$TESTDATA"/sr/*.dcm | head -1)" StudyInstanceUID)
 [ "$(json "$T/out/studies.json" "len([s for s in d['studies'] if s['study_uid'] == '$sr_study'])")" = 1 ] || fail "SR study not received"
 ok "routed and unrouted studies all in Orthanc with their results"
+
+step "unrouted modalities: a CT and an MR study are forwarded too"
+"$PY" - "$(find "$CR" -name '*.dcm' | head -1)" "$T/out" <<'PY' || fail "cannot make the CT and MR files"
+import sys, uuid, pydicom
+src, out = sys.argv[1], sys.argv[2]
+for mod, cls in (("CT", "1.2.840.10008.5.1.4.1.1.2"), ("MR", "1.2.840.10008.5.1.4.1.1.4")):
+    d = pydicom.dcmread(src)
+    d.SOPClassUID = d.file_meta.MediaStorageSOPClassUID = cls
+    d.Modality = mod
+    d.StudyInstanceUID = "2.25.%d" % uuid.uuid4().int
+    d.SeriesInstanceUID = "2.25.%d" % uuid.uuid4().int
+    d.SOPInstanceUID = d.file_meta.MediaStorageSOPInstanceUID = "2.25.%d" % uuid.uuid4().int
+    d.save_as("%s/unrouted-%s.dcm" % (out, mod))
+PY
+dcmsend_send "$T/out/unrouted.rpt" "$T/out/unrouted.log" MODALITY1 "$T"/out/unrouted-*.dcm || fail "dcmsend failed"
+wait_for 60 "CT and MR delivered" settled || { cat "$T/out/status.json" >&3; fail "not settled"; }
+for f in "$T"/out/unrouted-*.dcm; do
+	uid=$(dcm_get "$f" StudyInstanceUID)
+	ctl_json "$T/out/unrouted.json" show "$uid" --json
+	[ "$(json "$T/out/unrouted.json" "len(d['jobs'])")" = 0 ] || fail "a job was made for $(dcm_get "$f" Modality)"
+	check_study "$uid"
+done
+ok "CT and MR (no route takes them) are in Orthanc, bit-identical"
 
 step "the shared test data (every transfer syntax) through the daemon to Orthanc"
 mapfile -t TD < <(find "$TESTDATA/cr" "$TESTDATA/dx" "$TESTDATA/mg" "$TESTDATA/hand" "$TESTDATA/misc-syntax" -name '*.dcm' | sort)
