@@ -174,6 +174,7 @@ finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
              double score, const char *result_json)
 {
 	sqlite3_stmt *st = NULL;
+	int changed;
 
 	if (sqlite3_prepare_v2(db_handle(db),
 	    "UPDATE jobs SET state = CASE ?2 WHEN 0 THEN 'done' WHEN 1 THEN 'pending'"
@@ -202,6 +203,7 @@ finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
 		sqlite3_bind_null(st, 8);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
+	changed = sqlite3_changes(db_handle(db));
 	sqlite3_finalize(st);
 	st = NULL;
 	if (sqlite3_prepare_v2(db_handle(db),
@@ -217,7 +219,7 @@ finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto fail;
 	sqlite3_finalize(st);
-	return 0;
+	return changed;
 fail:
 	log_err("database: finishing job=%lld: %s", (long long)job_id,
 	    sqlite3_errmsg(db_handle(db)));
@@ -249,9 +251,16 @@ queue_finish_done(struct db *db, int64_t job_id, int attempt, int64_t now,
 
 	if (db_begin(db) < 0)
 		return -EIO;
-	if (finish_in_tx(db, job_id, attempt, QUEUE_DONE, now, 0, NULL, outcome, score,
-	    result_json) < 0)
+	int r = finish_in_tx(db, job_id, attempt, QUEUE_DONE, now, 0, NULL, outcome, score,
+	    result_json);
+	if (r < 0)
 		goto fail;
+	if (r == 0) {
+		/* cancelled meanwhile (triagectl cancel): nothing is recorded,
+		 * the caller removes what it wrote */
+		(void)db_rollback(db);
+		return -ECANCELED;
+	}
 	if (nres > 0) {
 		if (sqlite3_prepare_v2(db_handle(db),
 		    "INSERT INTO results (job_id, study_id, kind, sop_uid, series_uid,"

@@ -55,7 +55,8 @@ int  queue_finish(struct db *db, int64_t job_id, int attempt, enum queue_outcome
                   const char *outcome, double score, const char *result_json);
 
 /* DONE with the result objects written for it, in the same transaction;
- * the results of the job this one supersedes are marked superseded. */
+ * the results of the job this one supersedes are marked superseded.
+ * -ECANCELED (nothing recorded) when the job was cancelled meanwhile. */
 int  queue_finish_done(struct db *db, int64_t job_id, int attempt, int64_t now,
                        const char *outcome, double score, const char *result_json,
                        const struct queue_result *res, size_t nres);

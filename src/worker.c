@@ -289,10 +289,14 @@ finish:
 		struct queue_result *rows = calloc(nwritten ? nwritten : 1, sizeof(*rows));
 		if (rows)
 			writer_as_rows(written, nwritten, rows);
-		if (!rows || queue_finish_done(db, j->id, j->attempts, now_s(),
-		    result_outcome_name(res->outcome), res->score, json, rows, nwritten) < 0) {
-			/* not recorded: the job stays running and is redone after a
-			 * restart; what was written is not referenced */
+		int fr = rows ? queue_finish_done(db, j->id, j->attempts, now_s(),
+		    result_outcome_name(res->outcome), res->score, json, rows, nwritten) : -ENOMEM;
+		if (fr < 0) {
+			/* not recorded (cancelled meanwhile, or the job stays running
+			 * and is redone after a restart): what was written goes */
+			if (fr == -ECANCELED)
+				log_notice("job=%lld was cancelled during its analysis, results "
+				    "discarded", (long long)j->id);
 			for (size_t i = 0; i < nwritten; i++)
 				(void)unlink(written[i].path);
 		} else {
