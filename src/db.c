@@ -182,6 +182,17 @@ static const char *const migrations[] = {
 	"  UNIQUE (job_id, url)"
 	");"
 	"CREATE INDEX notices_claim ON notices(state, not_before);",
+
+	/* 5: retention, and list on a large queue */
+	"ALTER TABLE studies ADD COLUMN files_removed_at INTEGER;"
+	"ALTER TABLE instances ADD COLUMN removed_at INTEGER;"
+	"ALTER TABLE results ADD COLUMN removed_at INTEGER;"
+	"CREATE INDEX studies_retention ON studies(completed_at)"
+	"  WHERE files_removed_at IS NULL AND state = 'complete';"
+	"CREATE INDEX jobs_list ON jobs(state, created_at, id);"
+	"CREATE INDEX jobs_route ON jobs(route, created_at, id);"
+	"CREATE INDEX dispatches_list ON dispatches(state, created_at, id);"
+	"CREATE INDEX dispatches_created ON dispatches(created_at, id);",
 };
 
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -344,8 +355,9 @@ db_instance_lookup(struct db *db, const char *sop_uid, char *study_uid)
 	int r;
 
 	if (sqlite3_prepare_v2(db->h,
-	    "SELECT s.study_uid FROM instances i JOIN studies s ON s.id = i.study_id "
-	    "WHERE i.sop_uid = ?", -1, &st, NULL) != SQLITE_OK)
+	    "SELECT s.study_uid, i.removed_at IS NOT NULL FROM instances i"
+	    " JOIN studies s ON s.id = i.study_id WHERE i.sop_uid = ?", -1, &st,
+	    NULL) != SQLITE_OK)
 		return -EIO;
 	bind_text(st, 1, sop_uid);
 	r = sqlite3_step(st);
@@ -353,7 +365,7 @@ db_instance_lookup(struct db *db, const char *sop_uid, char *study_uid)
 		if (study_uid)
 			snprintf(study_uid, DICOM_UID_LEN + 1, "%s",
 			    (const char *)sqlite3_column_text(st, 0));
-		r = 1;
+		r = sqlite3_column_int(st, 1) ? 2 : 1;
 	} else {
 		r = r == SQLITE_DONE ? 0 : -EIO;
 	}
@@ -372,6 +384,7 @@ db_instance_insert(struct db *db, const struct db_instance *in)
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1, ?13, ?14, ?14, ?14)"
 	    " ON CONFLICT (study_uid) DO UPDATE SET"
 	    "  state = 'receiving',"
+	    "  files_removed_at = NULL,"
 	    "  generation = generation + (state = 'complete'),"
 	    "  opened_at = CASE WHEN state = 'complete' THEN excluded.opened_at ELSE opened_at END,"
 	    "  instance_count = instance_count + 1,"
@@ -480,6 +493,49 @@ db_instance_insert(struct db *db, const struct db_instance *in)
 done:
 	if (r == -EIO)
 		log_err("database: recording sop=%s: %s", m->sop_uid, sqlite3_errmsg(db->h));
+	sqlite3_finalize(st);
+	if (r < 0) {
+		(void)db_rollback(db);
+		return r;
+	}
+	return db_commit(db);
+}
+
+int
+db_instance_restore(struct db *db, const char *sop_uid, const char *path, uint64_t size,
+                    int64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if ((r = db_begin(db)) < 0)
+		return r;
+	r = -EIO;
+	if (sqlite3_prepare_v2(db->h,
+	    "UPDATE instances SET path = ?2, size = ?3, removed_at = NULL, received_at = ?4"
+	    " WHERE sop_uid = ?1 AND removed_at IS NOT NULL RETURNING study_id", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto done;
+	bind_text(st, 1, sop_uid);
+	bind_text(st, 2, path);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 4, now);
+	if ((r = sqlite3_step(st)) != SQLITE_ROW) {
+		r = r == SQLITE_DONE ? -ENOENT : -EIO;
+		goto done;
+	}
+	sqlite3_int64 sid = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* the study has a file again: retention looks at it again */
+	if (sqlite3_prepare_v2(db->h, "UPDATE studies SET files_removed_at = NULL WHERE id = ?",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_int64(st, 1, sid);
+	r = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+done:
+	if (r == -EIO)
+		log_err("database: restoring sop=%s: %s", sop_uid, sqlite3_errmsg(db->h));
 	sqlite3_finalize(st);
 	if (r < 0) {
 		(void)db_rollback(db);

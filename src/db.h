@@ -13,7 +13,7 @@
 
 #include "dicom/dicom.h"
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 enum db_open_flags {
 	DB_MIGRATE  = 1 << 0,   /* create or upgrade the schema (the daemon) */
@@ -53,10 +53,18 @@ struct db_instance {
 int db_instance_insert(struct db *db, const struct db_instance *in);
 
 /*
- * Is SOP_UID recorded? 1 yes (STUDY_UID, 65 bytes, gets its study), 0 no,
- * negative errno on failure. STUDY_UID may be NULL.
+ * Is SOP_UID recorded? 1 yes (STUDY_UID, 65 bytes, gets its study), 2 yes
+ * but retention removed its file, 0 no, negative errno on failure.
+ * STUDY_UID may be NULL.
  */
 int db_instance_lookup(struct db *db, const char *sop_uid, char *study_uid);
+
+/*
+ * A removed instance received again: its row points at the new file PATH.
+ * 0, -ENOENT when SOP_UID is not a removed instance, or a negative errno.
+ */
+int db_instance_restore(struct db *db, const char *sop_uid, const char *path, uint64_t size,
+                        int64_t now);
 
 /*
  * Mark complete every receiving study quiet for STABLE_S seconds or

@@ -222,6 +222,53 @@ check_dataset(const struct dicom_store_req *req, const char *tmp, struct dicom_m
 	return 0;
 }
 
+/*
+ * An instance received again after retention removed its file: the file
+ * is stored again and its row points at it (so `triagectl retry` of its
+ * jobs works again); it is neither analysed nor forwarded a second time.
+ */
+static void
+restore(struct assoc *a, const struct dicom_store_req *req, const struct dicom_meta *m,
+        const char *tmp, struct dicom_store_rsp *rsp)
+{
+	char final[PATH_MAX];
+	struct stat st;
+	bool placed;
+	int rc;
+
+	rc = spool_commit(a->r->spool, tmp, m->study_uid, m->sop_uid, final, sizeof(final));
+	if (rc < 0 && rc != -EEXIST) {
+		log_errno(LOG_ERR, rc, "C-STORE sop=%s: cannot commit spool file", m->sop_uid);
+		set_rsp(rsp, ST_OUT_OF_RESOURCES, "triaged cannot write to its spool");
+		goto fail;
+	}
+	placed = rc == 0;
+	if (!placed)
+		(void)unlink(tmp);      /* a concurrent copy is in place */
+	if (stat(final, &st) < 0) {
+		set_rsp(rsp, ST_OUT_OF_RESOURCES, "triaged spool file vanished");
+		goto fail;
+	}
+	rc = db_instance_restore(a->db, m->sop_uid, final, (uint64_t)st.st_size,
+	    (int64_t)time(NULL));
+	if (rc < 0 && rc != -ENOENT) {
+		if (placed)
+			(void)unlink(final);
+		set_rsp(rsp, ST_OUT_OF_RESOURCES, "triaged database error");
+		goto fail;
+	}
+	log_info("sop=%s study=%s calling_ae=%s received again after retention removed it: "
+	    "stored again, not analysed again", m->sop_uid, m->study_uid,
+	    req->assoc->calling_ae);
+	rsp->status = ST_SUCCESS;
+	a->stored++;
+	return;
+fail:
+	(void)unlink(tmp);
+	a->failed++;
+	count(a->r, &a->r->stats.refused, 1);
+}
+
 static void
 on_store_end(void *data, const struct dicom_store_req *req, const char *tmp,
              struct dicom_store_rsp *rsp)
@@ -247,6 +294,10 @@ on_store_end(void *data, const struct dicom_store_req *req, const char *tmp,
 		goto fail;
 	}
 	rc = db_instance_lookup(a->db, m.sop_uid, dup_study);
+	if (rc == 2 && strcmp(dup_study, m.study_uid) == 0) {
+		restore(a, req, &m, tmp, rsp);
+		return;
+	}
 	if (rc > 0) {
 		/* the same instance again: kept once, answered Success */
 		if (strcmp(dup_study, m.study_uid) != 0)

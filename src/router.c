@@ -133,7 +133,7 @@ load_study(struct db *db, int64_t study_id, struct study_set *s)
 	    " i.presentation_intent, i.patient_age, i.patient_birth_date, i.study_date,"
 	    " i.requested_priority, coalesce(i.dimse_priority, -1)"
 	    " FROM instances i JOIN studies s ON s.id = i.study_id WHERE i.study_id = ?"
-	    " ORDER BY i.id", -1, &st, NULL) != SQLITE_OK)
+	    " AND i.removed_at IS NULL ORDER BY i.id", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, study_id);
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {

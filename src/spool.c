@@ -110,7 +110,7 @@ commit_in(const char *area, const char *tmp, const char *study_uid,
           const char *sop_uid, char *final, size_t len)
 {
 	char dir[PATH_MAX], st[UID_MAX + 1], so[UID_MAX + 1];
-	int r;
+	int r, retried = 0;
 
 	if (uid_normalize(study_uid, st) < 0 || uid_normalize(sop_uid, so) < 0)
 		return -EINVAL;
@@ -119,6 +119,7 @@ commit_in(const char *area, const char *tmp, const char *study_uid,
 		return r;
 	if ((r = fs_fsync_path(tmp)) < 0)
 		return r;
+again:
 	if (mkdir(dir, 0750) == 0) {
 		/* a new study directory must itself survive a crash */
 		if ((r = fs_fsync_dir(area)) < 0)
@@ -129,6 +130,9 @@ commit_in(const char *area, const char *tmp, const char *study_uid,
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST)
 			return -EEXIST;
+		/* retention removed the emptied directory meanwhile */
+		if (errno == ENOENT && retried++ == 0 && access(tmp, F_OK) == 0)
+			goto again;
 		if (errno != EINVAL && errno != ENOSYS)
 			return -errno;
 		/* file system without RENAME_NOREPLACE: link + unlink */

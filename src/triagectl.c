@@ -27,6 +27,7 @@
 #include "dicom/dicom.h"
 #include "log.h"
 #include "match.h"
+#include "retention.h"
 #include "router.h"
 #include "spool.h"
 #include "uid.h"
@@ -44,6 +45,8 @@ struct ctl {
 	long limit;
 	bool studies;
 	bool dispatches;
+	bool dry_run;
+	int64_t older_than_s;
 	int argc;
 	char **argv;
 };
@@ -286,13 +289,14 @@ study_json(sqlite3_stmt *st)
 	add_time(o, "completed", sqlite3_column_int64(st, 11));
 	cJSON_AddNumberToObject(o, "bytes", (double)sqlite3_column_int64(st, 12));
 	cJSON_AddNumberToObject(o, "generation", (double)sqlite3_column_int64(st, 13));
+	add_time(o, "files_removed", sqlite3_column_int64(st, 15));
 	return o;
 }
 
 #define STUDY_COLUMNS \
 	"study_uid, state, instance_count, patient_id, accession, modalities," \
 	" study_date, study_description, calling_ae, first_received_at," \
-	" last_received_at, completed_at, bytes, generation, id"
+	" last_received_at, completed_at, bytes, generation, id, files_removed_at"
 
 static int
 list_studies(struct ctl *c)
@@ -307,9 +311,11 @@ list_studies(struct ctl *c)
 		cJSON_Delete(doc);
 		return EXIT_USAGE;
 	}
-	st = prepare(c, "SELECT " STUDY_COLUMNS " FROM studies"
-	    " WHERE (?1 IS NULL OR state = ?1) AND (?2 = 0 OR last_received_at >= ?2)"
-	    " ORDER BY last_received_at DESC, id DESC LIMIT ?3");
+	char sql[512];
+	snprintf(sql, sizeof(sql), "SELECT " STUDY_COLUMNS " FROM studies WHERE 1%s%s"
+	    " ORDER BY last_received_at DESC, id DESC LIMIT ?3",
+	    c->state ? " AND state = ?1" : "", c->since_s ? " AND last_received_at >= ?2" : "");
+	st = prepare(c, sql);
 	if (!st) {
 		cJSON_Delete(doc);
 		return EXIT_FAIL;
@@ -350,13 +356,16 @@ list_dispatches(struct ctl *c)
 	int64_t now = (int64_t)time(NULL);
 	int n = 0;
 
-	st = prepare(c, "SELECT d.id, d.destination, d.kind, d.state, d.priority, d.attempts,"
-	    " d.created_at, d.error, s.study_uid, s.accession, coalesce(i.sop_uid, r.sop_uid)"
+	char sql[768];
+	snprintf(sql, sizeof(sql), "SELECT d.id, d.destination, d.kind, d.state, d.priority,"
+	    " d.attempts, d.created_at, d.error, s.study_uid, s.accession,"
+	    " coalesce(i.sop_uid, r.sop_uid)"
 	    " FROM dispatches d JOIN studies s ON s.id = d.study_id"
 	    " LEFT JOIN instances i ON i.id = d.instance_id LEFT JOIN results r ON r.id = d.result_id"
-	    " WHERE (?1 IS NULL OR d.state = ?1) AND (?2 IS NULL OR d.destination = ?2)"
-	    "  AND (?3 = 0 OR d.created_at >= ?3)"
-	    " ORDER BY d.created_at DESC, d.id DESC LIMIT ?4");
+	    " WHERE 1%s%s%s ORDER BY d.created_at DESC, d.id DESC LIMIT ?4",
+	    c->state ? " AND d.state = ?1" : "", c->destination ? " AND d.destination = ?2" : "",
+	    c->since_s ? " AND d.created_at >= ?3" : "");
+	st = prepare(c, sql);
 	if (!st) {
 		cJSON_Delete(doc);
 		return EXIT_FAIL;
@@ -426,13 +435,20 @@ cmd_list(struct ctl *c)
 		    "cancelled\n");
 		return EXIT_USAGE;
 	}
-	st = prepare(c, "SELECT j.id, j.state, j.priority, j.route, j.backend, s.study_uid,"
-	    " s.accession, s.patient_id, s.modalities, s.study_date, j.attempts, j.created_at,"
-	    " j.outcome, j.score, j.error, j.updated_at"
-	    " FROM jobs j JOIN studies s ON s.id = j.study_id"
-	    " WHERE (?1 IS NULL OR j.state = ?1) AND (?2 IS NULL OR j.route = ?2)"
-	    "  AND (?3 = 0 OR j.created_at >= ?3)"
-	    " ORDER BY j.created_at DESC, j.id DESC LIMIT ?4");
+	/*
+	 * Only the conditions given, so that SQLite walks jobs_list (state,
+	 * created_at, id) or jobs_route backwards and stops after LIMIT rows:
+	 * "?1 IS NULL OR state = ?1" would make it scan and sort every job.
+	 */
+	char sql[768];
+	snprintf(sql, sizeof(sql), "SELECT j.id, j.state, j.priority, j.route, j.backend,"
+	    " s.study_uid, s.accession, s.patient_id, s.modalities, s.study_date, j.attempts,"
+	    " j.created_at, j.outcome, j.score, j.error, j.updated_at"
+	    " FROM jobs j JOIN studies s ON s.id = j.study_id WHERE 1%s%s%s"
+	    " ORDER BY j.created_at DESC, j.id DESC LIMIT ?4",
+	    c->state ? " AND j.state = ?1" : "", c->route ? " AND j.route = ?2" : "",
+	    c->since_s ? " AND j.created_at >= ?3" : "");
+	st = prepare(c, sql);
 	if (!st)
 		return EXIT_FAIL;
 	if (c->state)
@@ -608,7 +624,7 @@ show_study(struct ctl *c, const char *uid)
 	st = prepare(c, "SELECT sop_uid, series_uid, sop_class_uid, transfer_syntax, path,"
 	    " size, modality, body_part, laterality, view_position, calling_ae, peer_ip,"
 	    " received_at, series_number, instance_number, image_type, presentation_intent,"
-	    " rows, columns, generation FROM instances WHERE study_id = ?"
+	    " rows, columns, generation, removed_at FROM instances WHERE study_id = ?"
 	    " ORDER BY series_uid, CAST(instance_number AS INTEGER), id");
 	if (!st) {
 		cJSON_Delete(doc);
@@ -638,6 +654,7 @@ show_study(struct ctl *c, const char *uid)
 		cJSON_AddNumberToObject(o, "rows", (double)sqlite3_column_int64(st, 17));
 		cJSON_AddNumberToObject(o, "columns", (double)sqlite3_column_int64(st, 18));
 		cJSON_AddNumberToObject(o, "generation", (double)sqlite3_column_int64(st, 19));
+		add_time(o, "file_removed", sqlite3_column_int64(st, 20));
 		cJSON_AddItemToArray(arr, o);
 	}
 	sqlite3_finalize(st);
@@ -678,6 +695,8 @@ show_study(struct ctl *c, const char *uid)
 		    F("patient_id"), F("accession"), F("modality"), F("study_date"),
 		    F("study_description"), F("calling_ae"), F("first_received"),
 		    F("last_received"), F("completed"));
+		if (cJSON_IsString(cJSON_GetObjectItem(s, "files_removed")))
+			printf("files       removed by retention at %s\n", F("files_removed"));
 #undef F
 		printf("\ninstances (%d)\n", cJSON_GetArraySize(arr));
 		printf("  %-4s %-6s %-4s %-6s %-10s %-22s %s\n", "MOD", "BODY", "LAT", "VIEW",
@@ -982,6 +1001,22 @@ parse_id(const char *s, int64_t *id)
 	return 0;
 }
 
+/* Has retention removed a file that job ID needs? */
+static bool
+files_removed(struct ctl *c, int64_t id)
+{
+	sqlite3_stmt *st = prepare(c, "SELECT 1 FROM job_instances ji JOIN instances i"
+	    " ON i.id = ji.instance_id WHERE ji.job_id = ? AND i.removed_at IS NOT NULL");
+	bool r = false;
+
+	if (!st)
+		return false;
+	sqlite3_bind_int64(st, 1, id);
+	r = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int
 cmd_retry(struct ctl *c)
 {
@@ -1004,15 +1039,29 @@ cmd_retry(struct ctl *c)
 			    "are retried\n", (long long)id, state);
 			return EXIT_FAIL;
 		}
+		if (files_removed(c, id)) {
+			fprintf(stderr, "triagectl: job %lld: retention has removed the files of "
+			    "its study; send the study again (it is stored again, not analysed "
+			    "again), then retry\n", (long long)id);
+			return EXIT_FAIL;
+		}
+		/* the state is tested again in the UPDATE: no lost update */
 		r = update(c, "UPDATE jobs SET state = 'pending', attempts = 0, not_before = 0,"
 		    " error = '', updated_at = ?1 WHERE id = ?2 AND state IN ('failed','cancelled')",
 		    id, NULL);
+		if (r == 0) {
+			fprintf(stderr, "triagectl: job %lld changed state meanwhile, not "
+			    "retried\n", (long long)id);
+			return EXIT_FAIL;
+		}
 		return report(c, "jobs retried", r);
 	}
 	if (c->argc == 0 && c->state && strcmp(c->state, "failed") == 0)
 		return report(c, "jobs retried", update(c,
 		    "UPDATE jobs SET state = 'pending', attempts = 0, not_before = 0, error = '',"
-		    " updated_at = ?1 WHERE state = 'failed' AND (?3 IS NULL OR route = ?3) AND ?2 = ?2",
+		    " updated_at = ?1 WHERE state = 'failed' AND (?3 IS NULL OR route = ?3) AND ?2 = ?2"
+		    " AND NOT EXISTS (SELECT 1 FROM job_instances ji JOIN instances i"
+		    "  ON i.id = ji.instance_id WHERE ji.job_id = jobs.id AND i.removed_at IS NOT NULL)",
 		    0, c->route));
 	if (c->argc == 0 && c->state && strcmp(c->state, "dead") == 0)
 		/* a new max_age window from now */
@@ -1049,7 +1098,59 @@ cmd_cancel(struct ctl *c)
 	r = update(c, "UPDATE jobs SET state = 'cancelled', updated_at = ?1, finished_at = ?1,"
 	    " error = 'cancelled by triagectl' WHERE id = ?2 AND state IN ('pending','running')",
 	    id, NULL);
+	if (r == 0) {
+		fprintf(stderr, "triagectl: job %lld finished meanwhile, not cancelled\n",
+		    (long long)id);
+		return EXIT_FAIL;
+	}
 	return report(c, "jobs cancelled", r);
+}
+
+/* ---- purge --------------------------------------------------------------- */
+
+static int
+cmd_purge(struct ctl *c)
+{
+	struct retention_counts n = { 0 };
+	cJSON *doc;
+	int r;
+
+	if (c->argc != 0 || c->older_than_s <= 0) {
+		fprintf(stderr, "usage: triagectl purge --older-than DURATION [--dry-run]\n");
+		return EXIT_USAGE;
+	}
+	r = retention_purge(c->db, c->cfg->storage.spool_dir, (int64_t)time(NULL),
+	    c->older_than_s, c->dry_run, &n);
+	if (r < 0) {
+		fprintf(stderr, "triagectl: purge failed: %s\n", r == -EPERM ?
+		    "a recorded file is outside the spool (was spool_dir changed?)" :
+		    sqlite3_errmsg(db_handle(c->db)));
+		return EXIT_FAIL;
+	}
+	if (c->json) {
+		doc = cJSON_CreateObject();
+		cJSON_AddStringToObject(doc, "action", c->dry_run ? "purge (dry run)" : "purge");
+		cJSON_AddBoolToObject(doc, "dry_run", c->dry_run);
+		cJSON_AddNumberToObject(doc, "older_than_s", (double)c->older_than_s);
+		cJSON_AddNumberToObject(doc, "studies", (double)n.studies);
+		cJSON_AddNumberToObject(doc, "instances", (double)n.instances);
+		cJSON_AddNumberToObject(doc, "jobs", (double)n.jobs);
+		cJSON_AddNumberToObject(doc, "results", (double)n.results);
+		cJSON_AddNumberToObject(doc, "files", (double)n.files);
+		cJSON_AddNumberToObject(doc, "bytes", (double)n.bytes);
+		cJSON_AddNumberToObject(doc, "kept", (double)n.kept);
+		print_json(doc);
+		cJSON_Delete(doc);
+	} else {
+		printf("%s %lld studies (%lld instances, %lld jobs, %lld results), %lld files, "
+		    "%.1f MB\n", c->dry_run ? "would purge" : "purged", (long long)n.studies,
+		    (long long)n.instances, (long long)n.jobs, (long long)n.results,
+		    (long long)n.files, n.bytes / 1048576.0);
+		if (n.kept > 0)
+			printf("kept %lld old studies with work pending or a dead dispatch "
+			    "(see triagectl list --dispatches --state dead)\n", (long long)n.kept);
+	}
+	return EXIT_OK;
 }
 
 /* ---- echo ---------------------------------------------------------------- */
@@ -1221,6 +1322,7 @@ static const struct command {
 	{ "route", cmd_route, "route FILE...   (dry run: which routes fire, and why not)" },
 	{ "retry", cmd_retry, "retry ID | --state failed [--route R] | --state dead [--destination D]" },
 	{ "cancel", cmd_cancel, "cancel ID" },
+	{ "purge", cmd_purge, "purge --older-than DURATION [--dry-run]" },
 	{ "echo", cmd_echo, "echo DESTINATION" },
 };
 
@@ -1246,6 +1348,8 @@ main(int argc, char **argv)
 		{ "studies", no_argument, NULL, 'T' },
 		{ "destination", required_argument, NULL, 'D' },
 		{ "dispatches", no_argument, NULL, 'P' },
+		{ "older-than", required_argument, NULL, 'O' },
+		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1292,6 +1396,15 @@ main(int argc, char **argv)
 		case 'T': c.studies = true; break;
 		case 'D': c.destination = optarg; break;
 		case 'P': c.dispatches = true; break;
+		case 'n': c.dry_run = true; break;
+		case 'O':
+			if (config_parse_duration(optarg, &c.older_than_s) < 0 ||
+			    c.older_than_s <= 0) {
+				fprintf(stderr, "triagectl: --older-than wants a duration like "
+				    "7d or 12h\n");
+				return EXIT_USAGE;
+			}
+			break;
 		case 'S':
 			if (config_parse_duration(optarg, &c.since_s) < 0) {
 				fprintf(stderr, "triagectl: --since wants a duration like 2h or 7d\n");

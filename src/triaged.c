@@ -34,6 +34,7 @@
 #include "notify.h"
 #include "queue.h"
 #include "receiver.h"
+#include "retention.h"
 #include "router.h"
 #include "spool.h"
 #include "study.h"
@@ -42,6 +43,8 @@
 #define DRAIN_TIMEOUT_MS 30000
 #define WORKER_STOP_MS   5000
 #define DISPATCH_STOP_MS 10000
+#define RETENTION_EVERY_S 10
+#define RETENTION_MAX_STUDIES 256
 
 static void
 usage(FILE *f)
@@ -76,6 +79,13 @@ reconcile_one(void *arg, const char *study_uid, const char *sop_uid, const char 
 	r = db_instance_lookup(rc->db, sop_uid, NULL);
 	if (r < 0)
 		return r;
+	if (r == 2) {
+		/* retention removed it, but the unlink did not survive a crash */
+		if (unlink(path) == 0)
+			log_info("removed %s again (retention had removed it)", path);
+		rc->known++;
+		return 0;
+	}
 	if (r > 0) {
 		rc->known++;
 		return 0;
@@ -114,7 +124,8 @@ reconcile(struct spool *spool, struct db *db)
 		return r;
 	}
 	/* rows whose file has gone: say so loudly, keep the row */
-	if (sqlite3_prepare_v2(db_handle(db), "SELECT path FROM instances", -1, &st,
+	if (sqlite3_prepare_v2(db_handle(db), "SELECT path FROM instances WHERE removed_at IS NULL",
+	    -1, &st,
 	    NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			const char *p = (const char *)sqlite3_column_text(st, 0);
@@ -138,26 +149,34 @@ receiver_thread(void *arg)
 	return NULL;
 }
 
+/* The systemd STATUS= line: what `systemctl status triaged` shows. */
 static void
 status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
 {
 	sqlite3_stmt *st;
-	long long receiving = 0, complete = 0;
+	long long n[7] = { 0 };
 	struct receiver_stats rs;
 
+	/* each count is a range of an index: cheap on a large queue */
 	if (sqlite3_prepare_v2(db_handle(db),
-	    "SELECT sum(state = 'receiving'), sum(state = 'complete') FROM studies",
+	    "SELECT (SELECT count(*) FROM studies WHERE state = 'receiving'),"
+	    " (SELECT count(*) FROM jobs WHERE state = 'pending'),"
+	    " (SELECT count(*) FROM jobs WHERE state = 'running'),"
+	    " (SELECT count(*) FROM jobs WHERE state = 'failed'),"
+	    " (SELECT count(*) FROM dispatches WHERE state = 'pending'),"
+	    " (SELECT count(*) FROM dispatches WHERE state = 'sending'),"
+	    " (SELECT count(*) FROM dispatches WHERE state = 'dead')",
 	    -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW) {
-			receiving = sqlite3_column_int64(st, 0);
-			complete = sqlite3_column_int64(st, 1);
-		}
+		if (sqlite3_step(st) == SQLITE_ROW)
+			for (int i = 0; i < 7; i++)
+				n[i] = sqlite3_column_int64(st, i);
 		sqlite3_finalize(st);
 	}
 	receiver_get_stats(recv, &rs);
-	snprintf(buf, len, "associations=%d studies receiving=%lld complete=%lld; "
-	    "since start stored=%llu refused=%llu",
-	    receiver_active(recv), receiving, complete,
+	snprintf(buf, len, "associations %d, studies receiving %lld; jobs pending %lld, "
+	    "running %lld, failed %lld; dispatches pending %lld, sending %lld, dead %lld; "
+	    "since start stored %llu, refused %llu",
+	    receiver_active(recv), n[0], n[1], n[2], n[3], n[4], n[5], n[6],
 	    (unsigned long long)rs.stored, (unsigned long long)rs.refused);
 }
 
@@ -226,7 +245,7 @@ main(int argc, char **argv)
 	char err[512], status[256];
 	int c, r, lockfd = -1, rc = 1;
 	uint64_t wd_us;
-	struct timespec last_wd = { 0 }, last_status = { 0 }, now;
+	struct timespec last_wd = { 0 }, last_status = { 0 }, last_retention = { 0 }, now;
 
 	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -343,6 +362,12 @@ main(int argc, char **argv)
 			workers_wake(workers);
 		if (dispatch_queue_new(db, cfg, (int64_t)time(NULL)) > 0 && disp)
 			dispatcher_wake(disp);
+		if (now.tv_sec - last_retention.tv_sec >= RETENTION_EVERY_S) {
+			(void)retention_sweep(db, spool->root, (int64_t)time(NULL),
+			    (int64_t)cfg->storage.retention_hours * 3600, RETENTION_MAX_STUDIES,
+			    NULL);
+			last_retention = now;
+		}
 		if (wd_us && (uint64_t)(now.tv_sec - last_wd.tv_sec) * 1000000 >= wd_us) {
 			notify_watchdog();
 			last_wd = now;
