@@ -120,24 +120,24 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	int r;
 
 	memset(j, 0, sizeof(*j));
+	/* the claim and its attempt row: one transaction, one commit */
+	if ((r = db_begin(db)) < 0)
+		return r;
 	if (sqlite3_prepare_v2(db_handle(db),
 	    "UPDATE jobs SET state = 'running', attempts = attempts + 1, started_at = ?1,"
 	    " updated_at = ?1 WHERE id = (SELECT id FROM jobs WHERE state = 'pending'"
 	    "  AND not_before <= ?1 ORDER BY priority, created_at, id LIMIT 1)"
 	    " RETURNING id, study_id, generation, attempts, route, backend, sr_template", -1, &st,
 	    NULL) != SQLITE_OK)
-		return -EIO;
+		goto fail;
 	sqlite3_bind_int64(st, 1, now);
 	r = sqlite3_step(st);
 	if (r == SQLITE_DONE) {
 		sqlite3_finalize(st);
-		return 0;
+		return db_commit(db) < 0 ? -EIO : 0;
 	}
-	if (r != SQLITE_ROW) {
-		log_err("database: claiming a job: %s", sqlite3_errmsg(db_handle(db)));
-		sqlite3_finalize(st);
-		return -EIO;
-	}
+	if (r != SQLITE_ROW)
+		goto fail;
 	j->id = sqlite3_column_int64(st, 0);
 	j->study_id = sqlite3_column_int64(st, 1);
 	j->generation = sqlite3_column_int64(st, 2);
@@ -147,16 +147,22 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	j->sr_template = dup_col(st, 6);
 	(void)sqlite3_step(st);
 	sqlite3_finalize(st);
+	st = NULL;
 
 	if (sqlite3_prepare_v2(db_handle(db),
 	    "INSERT INTO attempts (job_id, attempt, started_at) VALUES (?, ?, ?)", -1, &st,
-	    NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, j->id);
-		sqlite3_bind_int(st, 2, j->attempts);
-		sqlite3_bind_int64(st, 3, now);
-		(void)sqlite3_step(st);
-		sqlite3_finalize(st);
-	}
+	    NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, j->id);
+	sqlite3_bind_int(st, 2, j->attempts);
+	sqlite3_bind_int64(st, 3, now);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (db_commit(db) < 0)
+		goto fail;
+
 	if ((r = load_details(db, j)) < 0) {
 		log_err("job=%lld: cannot load its study: %s", (long long)j->id,
 		    sqlite3_errmsg(db_handle(db)));
@@ -166,6 +172,13 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 		return r;
 	}
 	return 1;
+fail:
+	log_err("database: claiming a job: %s", sqlite3_errmsg(db_handle(db)));
+	sqlite3_finalize(st);
+	(void)db_rollback(db);
+	queue_job_done(j);
+	memset(j, 0, sizeof(*j));
+	return -EIO;
 }
 
 static int

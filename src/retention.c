@@ -144,16 +144,22 @@ remove_files(sqlite3 *h, const char *root, const char *table, int64_t sid, int64
 	return r;
 }
 
+/* Where a pass has got to: (completed_at, id) for retention, id for purge. */
+struct cursor {
+	int64_t completed_at;
+	int64_t id;
+};
+
 /*
- * One transaction: up to LIMIT studies settled at or before CUT, with an
- * id above AFTER_ID, lose their files (REMOVE) or everything (DELETE).
- * Returns the number handled; LAST_ID gets the highest id.
+ * One transaction: up to LIMIT studies settled at or before CUT, after
+ * CUR, lose their files (REMOVE) or everything (DELETE). Returns the number
+ * handled and moves CUR past them.
  */
 static int
 batch(struct db *db, const char *root, int64_t now, int64_t cut, enum mode mode,
-      bool purge, int limit, int64_t after_id, int64_t *last_id,
-      struct retention_counts *c)
+      bool purge, int limit, struct cursor *cur, struct retention_counts *c)
 {
+	struct cursor next = *cur;
 	sqlite3 *h = db_handle(db);
 	sqlite3_stmt *st = NULL, *del = NULL, *jobs = NULL;
 	int64_t ids[BATCH];
@@ -165,17 +171,26 @@ batch(struct db *db, const char *root, int64_t now, int64_t cut, enum mode mode,
 	if (sqlite3_prepare_v2(h, purge ?
 	    "SELECT s.id FROM studies s WHERE s.id > ?3 AND s.completed_at <= ?1 AND" SETTLED
 	    " AND" SETTLED_AT " <= ?1 ORDER BY s.id LIMIT ?2" :
-	    "SELECT s.id FROM studies s WHERE s.files_removed_at IS NULL"
-	    " AND s.state = 'complete' AND s.completed_at <= ?1 AND s.id > ?3 AND" SETTLED
-	    " AND" SETTLED_AT " <= ?1 ORDER BY s.id LIMIT ?2", -1, &st, NULL) != SQLITE_OK) {
+	    /* walks studies_retention: only studies that still have files */
+	    "SELECT s.id, s.completed_at FROM studies s WHERE s.files_removed_at IS NULL"
+	    " AND s.state = 'complete' AND s.completed_at <= ?1"
+	    " AND (s.completed_at > ?4 OR (s.completed_at = ?4 AND s.id > ?3)) AND" SETTLED
+	    " AND" SETTLED_AT " <= ?1 ORDER BY s.completed_at, s.id LIMIT ?2", -1, &st,
+	    NULL) != SQLITE_OK) {
 		log_err("retention: %s", sqlite3_errmsg(h));
 		goto done;
 	}
 	sqlite3_bind_int64(st, 1, cut);
 	sqlite3_bind_int(st, 2, limit < BATCH ? limit : BATCH);
-	sqlite3_bind_int64(st, 3, after_id);
-	while (n < BATCH && (r = sqlite3_step(st)) == SQLITE_ROW)
+	sqlite3_bind_int64(st, 3, cur->id);
+	if (!purge)
+		sqlite3_bind_int64(st, 4, cur->completed_at);
+	while (n < BATCH && (r = sqlite3_step(st)) == SQLITE_ROW) {
 		ids[n++] = sqlite3_column_int64(st, 0);
+		next.id = ids[n - 1];
+		if (!purge)
+			next.completed_at = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_finalize(st);
 	st = NULL;
 	if (r != SQLITE_ROW && r != SQLITE_DONE) {
@@ -216,8 +231,7 @@ batch(struct db *db, const char *root, int64_t now, int64_t cut, enum mode mode,
 		}
 	}
 	r = n;
-	if (n > 0)
-		*last_id = ids[n - 1];
+	*cur = next;
 done:
 	sqlite3_finalize(st);
 	sqlite3_finalize(del);
@@ -236,12 +250,12 @@ retention_sweep(struct db *db, const char *spool_root, int64_t now, int64_t afte
                 int max_studies, struct retention_counts *out)
 {
 	struct retention_counts c = { 0 };
-	int64_t last = 0;
+	struct cursor cur = { 0, 0 };
 	int done = 0, r = 0;
 
 	while (done < max_studies) {
 		r = batch(db, spool_root, now, now - after_s, REMOVE, false,
-		    max_studies - done, last, &last, &c);
+		    max_studies - done, &cur, &c);
 		if (r <= 0)
 			break;
 		done += r;
@@ -265,7 +279,8 @@ retention_purge(struct db *db, const char *spool_root, int64_t now, int64_t olde
                 bool dry_run, struct retention_counts *out)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t last = 0, old = 0;
+	struct cursor cur = { 0, 0 };
+	int64_t old = 0;
 	int r;
 
 	/* what is old enough: studies last touched before the cut-off */
@@ -279,7 +294,7 @@ retention_purge(struct db *db, const char *spool_root, int64_t now, int64_t olde
 
 	do {
 		r = batch(db, spool_root, now, now - older_s, dry_run ? COUNT : DELETE,
-		    true, BATCH, last, &last, out);
+		    true, BATCH, &cur, out);
 	} while (r > 0);
 	if (r < 0)
 		return r;

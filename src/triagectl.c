@@ -180,8 +180,10 @@ cmd_status(struct ctl *c)
 		return EXIT_OK;
 	}
 
-	if ((st = prepare(c, "SELECT sum(state = 'receiving'), sum(state = 'complete'),"
-	    " min(CASE WHEN state = 'receiving' THEN opened_at END) FROM studies"))) {
+	/* counts walk the (state, ...) indexes, not the wide rows */
+	if ((st = prepare(c, "SELECT (SELECT count(*) FROM studies WHERE state = 'receiving'),"
+	    " (SELECT count(*) FROM studies WHERE state = 'complete'),"
+	    " (SELECT min(opened_at) FROM studies WHERE state = 'receiving')"))) {
 		if (sqlite3_step(st) == SQLITE_ROW) {
 			n_receiving = sqlite3_column_int64(st, 0);
 			n_complete = sqlite3_column_int64(st, 1);

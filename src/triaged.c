@@ -43,7 +43,7 @@
 #define DRAIN_TIMEOUT_MS 30000
 #define WORKER_STOP_MS   5000
 #define DISPATCH_STOP_MS 10000
-#define RETENTION_EVERY_S 10
+#define RETENTION_EVERY_S 60
 #define RETENTION_MAX_STUDIES 256
 
 static void
@@ -352,8 +352,10 @@ main(int argc, char **argv)
 			log_notice("signal %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
 		}
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
 			cfg = reload(path, cfg, recv, workers, &disp);
+			last_retention.tv_sec = 0;   /* a retention pass now */
+		}
 
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		(void)router_check_expected(db, cfg, (int64_t)time(NULL));
