@@ -129,21 +129,74 @@ file(INSTALL DESTINATION "${_triaged_unitdir}" TYPE FILE FILES "${_unit}")
 ]])
 
 # ------------------------------------------------------------------ docs
+set(TRIAGED_DEB_MAINTAINER "triaged maintainers <maintainers@users.noreply.r-seed-b24e9c3f.example>"
+  CACHE STRING "Maintainer of the Debian package (control file, changelog)")
+
+# triaged_write_if_changed(FILE CONTENT): write FILE only when CONTENT
+# differs (its time stamp drives the build rules that read it)
+function(triaged_write_if_changed file content)
+  file(WRITE ${file}.tmp "${content}")
+  configure_file(${file}.tmp ${file} COPYONLY)
+  file(REMOVE ${file}.tmp)
+endfunction()
+
 set(_docs ${PROJECT_SOURCE_DIR}/README.md)
 foreach(doc conformance.md benchmarks.md)
   if(EXISTS ${PROJECT_SOURCE_DIR}/docs/${doc})
     list(APPEND _docs ${PROJECT_SOURCE_DIR}/docs/${doc})
   endif()
 endforeach()
+
+# copyright and changelog.gz, which every Debian package carries in
+# /usr/share/doc/<package>. The copyright file holds the tree's LICENSE or
+# COPYING when there is one, else says that none is stated.
+set(_license "")
+foreach(name LICENSE LICENSE.md LICENSE.txt COPYING)
+  if(NOT _license AND EXISTS ${PROJECT_SOURCE_DIR}/${name})
+    file(READ ${PROJECT_SOURCE_DIR}/${name} _license)
+  endif()
+endforeach()
+if(NOT _license)
+  set(_license "The triaged source tree states no license (it has no LICENSE or
+COPYING file): ask the maintainers before redistributing this package.
+")
+endif()
+string(TIMESTAMP _year "%Y" UTC)
+triaged_write_if_changed(${PROJECT_BINARY_DIR}/doc/copyright
+"triaged ${PROJECT_VERSION}, a DICOM store-and-forward AI triage daemon.
+
+Maintainers: ${TRIAGED_DEB_MAINTAINER}
+Copyright (C) ${_year} the triaged authors
+
+${_license}")
+list(APPEND _docs ${PROJECT_BINARY_DIR}/doc/copyright)
+
+# A native package's changelog: one entry for this version, dated the
+# day of the configure step (SOURCE_DATE_EPOCH when set).
+string(TIMESTAMP _day "%a, %d %b %Y 00:00:00 +0000" UTC)
+triaged_write_if_changed(${PROJECT_BINARY_DIR}/doc/changelog
+"triaged (${PROJECT_VERSION}) unstable; urgency=medium
+
+  * triaged ${PROJECT_VERSION}, built with CMake and CPack from the triaged
+    source tree; its history is the project's git log.
+
+ -- ${TRIAGED_DEB_MAINTAINER}  ${_day}
+")
+add_custom_command(OUTPUT ${PROJECT_BINARY_DIR}/doc/changelog.gz
+  COMMAND gzip -9n -c ${PROJECT_BINARY_DIR}/doc/changelog > ${PROJECT_BINARY_DIR}/doc/changelog.gz.tmp
+  COMMAND ${CMAKE_COMMAND} -E rename ${PROJECT_BINARY_DIR}/doc/changelog.gz.tmp ${PROJECT_BINARY_DIR}/doc/changelog.gz
+  DEPENDS ${PROJECT_BINARY_DIR}/doc/changelog
+  COMMENT "gzip -9n changelog"
+  VERBATIM)
+add_custom_target(triaged_changelog ALL DEPENDS ${PROJECT_BINARY_DIR}/doc/changelog.gz)
+list(APPEND _docs ${PROJECT_BINARY_DIR}/doc/changelog.gz)
+
 install(FILES ${_docs} DESTINATION ${CMAKE_INSTALL_DOCDIR})
 
 # ------------------------------------------------------------------ Debian package
 # cpack -G DEB [-B OUTDIR] --config build/CPackConfig.cmake
 # The install runs with prefix /usr under a staging DESTDIR, so the paths
 # above come out as on a Debian system (/etc, /lib/systemd/system).
-set(TRIAGED_DEB_MAINTAINER "triaged maintainers <maintainers@users.noreply.r-seed-b24e9c3f.example>"
-  CACHE STRING "Maintainer field of the Debian package")
-
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME triaged)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
