@@ -573,6 +573,7 @@ int config_parse_duration(const char *s, int64_t *out_s)
 	case 'm': mult = 60; q++; break;
 	case 'h': mult = 3600; q++; break;
 	case 'd': mult = 86400; q++; break;
+	case 'w': mult = 7 * 86400; q++; break;
 	default: return -EINVAL;
 	}
 	if (*q || v > INT64_MAX / mult)
@@ -1025,7 +1026,7 @@ static int set_value(const struct key_def *k, void *base, const char *v,
 
 	case KT_DURATION:
 		if (config_parse_duration(v, &i64) < 0 || i64 < k->min || i64 > k->max)
-			return why_set(why, n, "must be a duration (45s, 30m, 12h, 7d or plain seconds) "
+			return why_set(why, n, "must be a duration (45s, 30m, 12h, 7d, 2w or plain seconds) "
 			               "between %lld and %lld seconds, not '%.64s'",
 			               (long long)k->min, (long long)k->max, v);
 		if (dst)

@@ -149,15 +149,19 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	sqlite3_finalize(st);
 	st = NULL;
 
+	/* numbered through the job's whole history: a retry starts
+	 * jobs.attempts again at 1, the attempt rows go on counting */
 	if (sqlite3_prepare_v2(db_handle(db),
-	    "INSERT INTO attempts (job_id, attempt, started_at) VALUES (?, ?, ?)", -1, &st,
-	    NULL) != SQLITE_OK)
+	    "INSERT INTO attempts (job_id, attempt, started_at) VALUES (?1,"
+	    " (SELECT coalesce(max(attempt), 0) + 1 FROM attempts WHERE job_id = ?1), ?2)"
+	    " RETURNING attempt", -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, j->id);
-	sqlite3_bind_int(st, 2, j->attempts);
-	sqlite3_bind_int64(st, 3, now);
-	if (sqlite3_step(st) != SQLITE_DONE)
+	sqlite3_bind_int64(st, 2, now);
+	if (sqlite3_step(st) != SQLITE_ROW)
 		goto fail;
+	j->attempt_no = sqlite3_column_int(st, 0);
+	(void)sqlite3_step(st);
 	sqlite3_finalize(st);
 	st = NULL;
 	if (db_commit(db) < 0)
@@ -166,7 +170,7 @@ queue_claim(struct db *db, int64_t now, struct queue_job *j)
 	if ((r = load_details(db, j)) < 0) {
 		log_err("job=%lld: cannot load its study: %s", (long long)j->id,
 		    sqlite3_errmsg(db_handle(db)));
-		(void)queue_finish(db, j->id, j->attempts, QUEUE_RETRY, now, now + 60,
+		(void)queue_finish(db, j->id, j->attempt_no, QUEUE_RETRY, now, now + 60,
 		    "cannot load the study from the database", NULL, -1, NULL);
 		queue_job_done(j);
 		return r;
@@ -197,8 +201,12 @@ finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
 	    " error = ?5, outcome = CASE ?2 WHEN 0 THEN ?6 ELSE outcome END,"
 	    " score = CASE ?2 WHEN 0 THEN ?7 ELSE score END,"
 	    " result_json = CASE ?2 WHEN 0 THEN ?8 ELSE result_json END"
-	    " WHERE id = ?1 AND state = 'running'", -1, &st, NULL) != SQLITE_OK)
+	    " WHERE id = ?1 AND state = 'running'"
+	    /* only the latest attempt: not one cancelled, retried and claimed anew */
+	    "  AND (SELECT max(attempt) FROM attempts WHERE job_id = ?1) = ?9",
+	    -1, &st, NULL) != SQLITE_OK)
 		goto fail;
+	sqlite3_bind_int(st, 9, attempt);
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_int(st, 2, (int)how);
 	sqlite3_bind_int64(st, 3, now);
@@ -221,7 +229,8 @@ finish_in_tx(struct db *db, int64_t job_id, int attempt, enum queue_outcome how,
 	st = NULL;
 	if (sqlite3_prepare_v2(db_handle(db),
 	    "UPDATE attempts SET finished_at = ?3, status = ?4, message = ?5"
-	    " WHERE job_id = ?1 AND attempt = ?2", -1, &st, NULL) != SQLITE_OK)
+	    " WHERE job_id = ?1 AND attempt = ?2 AND finished_at IS NULL", -1, &st,
+	    NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_int(st, 2, attempt);

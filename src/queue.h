@@ -13,7 +13,8 @@ struct db;
 /* A claimed job with everything a backend needs; strings owned. */
 struct queue_job {
 	int64_t id, study_id, generation;
-	int attempts;                   /* including this one */
+	int attempts;                   /* since created or retried, including this one */
+	int attempt_no;                 /* this attempt's row: 1, 2, ... over the job's life */
 	char *route, *backend, *sr_template;
 	char *study_uid, *accession, *study_date, *study_description, *modality;
 	char *patient_id, *patient_name, *patient_birth_date, *patient_sex, *patient_age;

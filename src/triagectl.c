@@ -9,11 +9,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +52,51 @@ struct ctl {
 	int argc;
 	char **argv;
 };
+
+/*
+ * The width a table row may take: the terminal's, COLUMNS when set, else
+ * 132. Rows are cut to it; the whole text is in `show` and --json.
+ */
+static int
+table_width(void)
+{
+	static int width;
+	struct winsize ws;
+	const char *env;
+
+	if (width)
+		return width;
+	width = 132;
+	if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		width = ws.ws_col < 40 ? 40 : ws.ws_col;
+	else if ((env = getenv("COLUMNS")) && atoi(env) >= 40)
+		width = atoi(env);
+	return width;
+}
+
+/* One table row, printf-like, cut to the table width ("..." marks a cut). */
+static void __attribute__((format(printf, 1, 2)))
+row(const char *fmt, ...)
+{
+	char line[1024];
+	int w = table_width(), n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if (w > (int)sizeof(line) - 1)
+		w = (int)sizeof(line) - 1;
+	if (n > w || n >= (int)sizeof(line)) {
+		memcpy(line + w - 3, "...", 4);
+	}
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	puts(line);
+}
 
 static void
 iso_time(int64_t t, char *buf, size_t len)
@@ -327,8 +374,8 @@ list_studies(struct ctl *c)
 	sqlite3_bind_int64(st, 2, c->since_s ? now - c->since_s : 0);
 	sqlite3_bind_int64(st, 3, c->limit);
 	if (!c->json)
-		printf("%-10s %-5s %-8s %-16s %-16s %-8s %-6s %s\n", "STATE", "IMGS",
-		    "MODALITY", "ACCESSION", "PATIENT ID", "DATE", "AGE", "STUDY UID");
+		row("%-9s %5s %-6s %-14s %-12s %-8s %-5s %s", "STATE", "IMGS",
+		    "MOD", "ACCESSION", "PATIENT ID", "DATE", "AGE", "STUDY UID");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		n++;
 		if (c->json) {
@@ -337,7 +384,7 @@ list_studies(struct ctl *c)
 		}
 		char age[16];
 		age_str(now - sqlite3_column_int64(st, 10), age, sizeof(age));
-		printf("%-10s %5lld %-8.8s %-16.16s %-16.16s %-8.8s %-6s %s\n",
+		row("%-9s %5lld %-6.6s %-14.14s %-12.12s %-8.8s %-5s %s",
 		    col_text(st, 1), (long long)sqlite3_column_int64(st, 2), col_text(st, 5),
 		    col_text(st, 4), col_text(st, 3), col_text(st, 6), age, col_text(st, 0));
 	}
@@ -379,7 +426,7 @@ list_dispatches(struct ctl *c)
 	sqlite3_bind_int64(st, 3, c->since_s ? now - c->since_s : 0);
 	sqlite3_bind_int64(st, 4, c->limit);
 	if (!c->json)
-		printf("%-7s %-12s %-8s %-9s %-3s %-4s %-5s %-14s %s\n", "ID", "DESTINATION", "KIND",
+		row("%-7s %-10s %-8s %-9s %-3s %-3s %-5s %-14s %s", "ID", "DESTINATION", "KIND",
 		    "STATE", "PRI", "TRY", "AGE", "ACCESSION", "SOP INSTANCE UID / ERROR");
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		char age[16];
@@ -401,7 +448,7 @@ list_dispatches(struct ctl *c)
 			cJSON_AddItemToArray(arr, o);
 			continue;
 		}
-		printf("%-7lld %-12.12s %-8s %-9s %-3d %-4d %-5s %-14.14s %s\n",
+		row("%-7lld %-10.10s %-8s %-9s %-3d %-3d %-5s %-14.14s %s",
 		    (long long)sqlite3_column_int64(st, 0), col_text(st, 1), col_text(st, 2),
 		    col_text(st, 3), sqlite3_column_int(st, 4), sqlite3_column_int(st, 5), age,
 		    col_text(st, 9), col_text(st, 7)[0] ? col_text(st, 7) : col_text(st, 10));
@@ -462,7 +509,7 @@ cmd_list(struct ctl *c)
 	doc = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(doc, "jobs");
 	if (!c->json)
-		printf("%-7s %-9s %-3s %-12s %-10s %-14s %-12s %-4s %-8s %-4s %-5s %s\n", "ID",
+		row("%-7s %-9s %-3s %-12s %-10s %-14s %-12s %-4s %-8s %-4s %-5s %s", "ID",
 		    "STATE", "PRI", "ROUTE", "BACKEND", "ACCESSION", "PATIENT ID", "MOD",
 		    "DATE", "TRY", "AGE", "OUTCOME");
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -500,8 +547,8 @@ cmd_list(struct ctl *c)
 			snprintf(outcome, sizeof(outcome), "%s", col_text(st, 12));
 		if (!outcome[0] && col_text(st, 14)[0])
 			snprintf(outcome, sizeof(outcome), "%.70s", col_text(st, 14));
-		printf("%-7lld %-9s %-3d %-12.12s %-10.10s %-14.14s %-12.12s %-4.4s %-8.8s %-4d "
-		    "%-5s %s\n", (long long)sqlite3_column_int64(st, 0), col_text(st, 1),
+		row("%-7lld %-9s %-3d %-12.12s %-10.10s %-14.14s %-12.12s %-4.4s %-8.8s %-4d "
+		    "%-5s %s", (long long)sqlite3_column_int64(st, 0), col_text(st, 1),
 		    sqlite3_column_int(st, 2), col_text(st, 3), col_text(st, 4), col_text(st, 6),
 		    col_text(st, 7), col_text(st, 8), col_text(st, 9), sqlite3_column_int(st, 10),
 		    age, outcome);
@@ -1388,6 +1435,8 @@ main(int argc, char **argv)
 	/* options may follow the command */
 	argc -= optind;
 	argv += optind;
+	static char progname[] = "triagectl";
+	argv[0] = progname;              /* getopt's messages name the program */
 	optind = 0;            /* GNU getopt: start afresh, permuting again */
 	while ((o = getopt_long(argc, argv, "c:jh", opts, NULL)) != -1) {
 		switch (o) {

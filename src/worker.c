@@ -289,7 +289,7 @@ finish:
 		struct queue_result *rows = calloc(nwritten ? nwritten : 1, sizeof(*rows));
 		if (rows)
 			writer_as_rows(written, nwritten, rows);
-		int fr = rows ? queue_finish_done(db, j->id, j->attempts, now_s(),
+		int fr = rows ? queue_finish_done(db, j->id, j->attempt_no, now_s(),
 		    result_outcome_name(res->outcome), res->score, json, rows, nwritten) : -ENOMEM;
 		if (fr < 0) {
 			/* not recorded (cancelled meanwhile, or the job stays running
@@ -307,7 +307,7 @@ finish:
 		}
 		free(rows);
 	} else {
-		(void)queue_finish(db, j->id, j->attempts, how, now_s(), not_before, msg,
+		(void)queue_finish(db, j->id, j->attempt_no, how, now_s(), not_before, msg,
 		    NULL, -1, NULL);
 	}
 	/* a positive study jumps the delivery queue */

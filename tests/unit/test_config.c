@@ -431,9 +431,9 @@ static const struct reject_case reject_cases[] = {
 	  "[destination d]\ntype = folder\npath = /x\nmax_associations = 65\n",
 	  "t.conf:4: [destination d] max_associations: must be an integer between 1 and 64, not '65'\n" },
 	{ "test_config_rejects_destination_max_age_unit",
-	  "[destination d]\ntype = folder\npath = /x\nmax_age = 7w\n",
-	  "t.conf:4: [destination d] max_age: must be a duration (45s, 30m, 12h, 7d or plain seconds) "
-	  "between 1 and 315360000 seconds, not '7w'\n" },
+	  "[destination d]\ntype = folder\npath = /x\nmax_age = 7y\n",
+	  "t.conf:4: [destination d] max_age: must be a duration (45s, 30m, 12h, 7d, 2w or plain seconds) "
+	  "between 1 and 315360000 seconds, not '7y'\n" },
 	{ "test_config_rejects_destination_max_age_zero",
 	  "[destination d]\ntype = folder\npath = /x\nmax_age = 0\n",
 	  "t.conf:4: [destination d] max_age: must be a duration*\n" },
@@ -1001,13 +1001,13 @@ static void test_config_parses_durations(void **state)
 {
 	static const struct { const char *s; int64_t v; } good[] = {
 		{ "7d", 604800 }, { "12h", 43200 }, { "30m", 1800 }, { "45s", 45 },
-		{ "90", 90 }, { "0", 0 }, { "0d", 0 }, { "007s", 7 },
+		{ "90", 90 }, { "0", 0 }, { "0d", 0 }, { "007s", 7 }, { "2w", 1209600 },
 		{ "106751991167300d", INT64_C(106751991167300) * 86400 },
 		{ "9223372036854775807", INT64_MAX },
 	};
 	static const char *const bad[] = {
 		"", "d", "7x", "-1", "+7", "7 d", " 7d", "7d ", "1.5h", "7dd", "7D",
-		"7w", "9223372036854775808", "106751991167301d", "99999999999999999999s",
+		"7W", "1w1d", "9223372036854775808", "106751991167301d", "99999999999999999999s",
 	};
 	size_t i;
 
