@@ -180,6 +180,21 @@ status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
 	    (unsigned long long)rs.stored, (unsigned long long)rs.refused);
 }
 
+/* *DST becomes a copy of SRC (a running value that a reload keeps). */
+static int
+keep_string(char **dst, const char *src)
+{
+	char *c;
+
+	if (strcmp(*dst, src) == 0)
+		return 0;
+	if (!(c = strdup(src)))
+		return -ENOMEM;
+	free(*dst);
+	*dst = c;
+	return 0;
+}
+
 static struct config *
 reload(const char *path, struct config *cur, struct receiver *recv, struct workers *workers,
        struct dispatcher **disp)
@@ -202,6 +217,15 @@ reload(const char *path, struct config *cur, struct receiver *recv, struct worke
 	/* what cannot change while running keeps its running value */
 	snprintf(next->server.ae_title, sizeof(next->server.ae_title), "%s",
 	    cur->server.ae_title);
+	next->server.port = cur->server.port;
+	if (keep_string(&next->server.bind, cur->server.bind) < 0 ||
+	    keep_string(&next->storage.spool_dir, cur->storage.spool_dir) < 0 ||
+	    keep_string(&next->storage.database, cur->storage.database) < 0) {
+		log_err("reload: out of memory, keeping the running configuration");
+		config_unref(next);
+		notify_ready("reload failed; running with the previous configuration");
+		return cur;
+	}
 	receiver_set_config(recv, next);
 	workers_set_config(workers, next);
 	/* destinations may have come or gone: new senders, after the
