@@ -453,11 +453,11 @@ finding_cmp(const void *pa, const void *pb)
 }
 
 static const struct triaged_code code_density = {
-	REF_SCHEME, "REF-FOCAL-DENSITY",
+	REF_SCHEME, "REF-FOCAL-DENS",
 	"Salient focal density (reference analysis, not a diagnosis)",
 };
 static const struct triaged_code code_opacity = {
-	REF_SCHEME, "REF-FOCAL-OPACITY",
+	REF_SCHEME, "REF-FOCAL-OPAC",
 	"Salient focal opacity (reference analysis, not a diagnosis)",
 };
 static const struct triaged_code code_chrono_age = {

@@ -205,7 +205,7 @@ cmd_status(struct ctl *c)
 	pid_t pid = 0;
 	int up, rc = EXIT_OK;
 	uint64_t spool_b = 0, free_b = 0;
-	int64_t now = (int64_t)time(NULL), oldest = 0;
+	int64_t now = (int64_t)time(NULL), oldest = 0, oldest_job = 0;
 	long long n_receiving = 0, n_complete = 0, n_instances = 0;
 	long long hour_instances = 0, hour_bytes = 0;
 	char buf[64];
@@ -275,10 +275,23 @@ cmd_status(struct ctl *c)
 	}
 	cJSON_AddNumberToObject(doc, "oldest_receiving_age_s",
 	    oldest > 0 ? (double)(now - oldest) : 0);
-	{
+	/* the oldest job still waiting for its analysis */
+	if (table_exists(c, "jobs") && (st = prepare(c,
+	    "SELECT min(created_at) FROM jobs WHERE state = 'pending'"))) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			oldest_job = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	cJSON_AddNumberToObject(doc, "oldest_pending_job_age_s",
+	    oldest_job > 0 ? (double)(now - oldest_job) : 0);
+	/* received instances and written results: what retention frees */
+	static const char *const areas[] = { "studies", "results" };
+	for (size_t i = 0; i < 2; i++) {
 		char p[4096];
-		if (fs_path(p, sizeof(p), "%s/studies", c->cfg->storage.spool_dir) == 0)
-			(void)fs_du(p, &spool_b);
+		uint64_t b = 0;
+		if (fs_path(p, sizeof(p), "%s/%s", c->cfg->storage.spool_dir, areas[i]) == 0 &&
+		    fs_du(p, &b) == 0)
+			spool_b += b;
 	}
 	(void)fs_free_bytes(c->cfg->storage.spool_dir, &free_b);
 	cJSON_AddNumberToObject(doc, "spool_bytes", (double)spool_b);
@@ -306,7 +319,9 @@ cmd_status(struct ctl *c)
 		for (cJSON *j = disp->child; j; j = j->next)
 			printf(" %s %d", j->string, j->valueint);
 		age_str(oldest > 0 ? now - oldest : 0, buf, sizeof(buf));
-		printf("\noldest receiving study  %s\n", oldest > 0 ? buf : "-");
+		printf("\noldest      receiving study %s", oldest > 0 ? buf : "-");
+		age_str(oldest_job > 0 ? now - oldest_job : 0, buf, sizeof(buf));
+		printf(", pending job %s\n", oldest_job > 0 ? buf : "-");
 		printf("spool       %.1f MB used, %.1f MB free\n", spool_b / 1048576.0,
 		    free_b / 1048576.0);
 		printf("last hour   %lld instances, %.1f MB\n", hour_instances,

@@ -255,11 +255,15 @@ declare_schemes(DSRDocument &doc, const struct triaged_result *r, bool ours)
 bool
 needs_private(const struct triaged_result *r)
 {
+	/* a code we make from a label, or a backend's code in our scheme
+	 * (the reference backend's are) */
 	for (size_t i = 0; i < r->nfindings; i++)
-		if (!r->findings[i].has_code)
+		if (!r->findings[i].has_code ||
+		    clean_text(r->findings[i].code.scheme, 16) == PRIVATE_SCHEME)
 			return true;
 	for (size_t i = 0; i < r->nmeasurements; i++)
-		if (!r->measurements[i].has_code)
+		if (!r->measurements[i].has_code ||
+		    clean_text(r->measurements[i].code.scheme, 16) == PRIVATE_SCHEME)
 			return true;
 	return false;
 }
@@ -881,7 +885,7 @@ write_sr(const struct dicom_result_info *info, const struct triaged_result *r,
 		if (info && info->software_version && info->software_version[0])
 			check(doc.setSoftwareVersions(clean_text(info->software_version, 64).c_str()),
 			    "software versions");
-		declare_schemes(doc, r, !mammo && needs_private(r));
+		declare_schemes(doc, r, needs_private(r));
 		check(doc.completeDocument(), "complete");
 		for (const struct source &s : srcs)
 			check(doc.getCurrentRequestedProcedureEvidence().addItem(s.study_uid.c_str(),

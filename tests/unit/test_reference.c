@@ -241,7 +241,7 @@ test_reference_one_blob_one_finding(void **state)
 	assert_true(f->box[2] - f->box[0] > 24);
 	assert_true(f->score >= 0.5);
 	assert_string_equal(f->label, "salient focal opacity");
-	assert_string_equal(f->code.value, "REF-FOCAL-OPACITY");
+	assert_string_equal(f->code.value, "REF-FOCAL-OPAC");
 	assert_string_equal(r.res->outcome, "positive");
 	assert_true(r.res->score == f->score);
 	assert_int_equal(r.res->nmeasurements, 0);
@@ -290,7 +290,7 @@ test_reference_mammogram_label(void **state)
 	check_result(t, &r);
 	assert_int_equal(r.res->nfindings, 1);
 	assert_string_equal(r.res->findings[0].label, "salient focal density");
-	assert_string_equal(r.res->findings[0].code.value, "REF-FOCAL-DENSITY");
+	assert_string_equal(r.res->findings[0].code.value, "REF-FOCAL-DENS");
 	run_free(&r);
 	free(t);
 }
