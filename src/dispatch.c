@@ -537,7 +537,8 @@ dispatcher_stop(struct dispatcher *d, int timeout_ms)
 		busy = 0;
 		for (size_t i = 0; i < d->n; i++)
 			busy += d->s[i].busy;
-		if (busy == 0 || pthread_cond_timedwait(&d->idle_cv, &d->mu, &until) == ETIMEDOUT)
+		if (busy == 0 || timeout_ms < 0 ||
+		    pthread_cond_timedwait(&d->idle_cv, &d->mu, &until) == ETIMEDOUT)
 			break;
 	}
 	pthread_mutex_unlock(&d->mu);

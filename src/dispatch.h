@@ -30,8 +30,9 @@ int  dispatch_requeue_sending(struct db *db, int64_t now);
 /* max_associations sender threads per destination. */
 int  dispatcher_start(struct config *cfg, struct dispatcher **out);
 void dispatcher_wake(struct dispatcher *d);
-/* Stop the senders (after their current batch, at most TIMEOUT_MS).
- * Returns the number still busy. */
+/* Stop the senders (after their current batch, waiting at most TIMEOUT_MS;
+ * a negative TIMEOUT_MS does not wait). Returns the number still busy; call
+ * again until 0 before dispatcher_free(). */
 int  dispatcher_stop(struct dispatcher *d, int timeout_ms);
 struct dispatcher *dispatcher_free(struct dispatcher *d);
 

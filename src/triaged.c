@@ -195,9 +195,26 @@ keep_string(char **dst, const char *src)
 	return 0;
 }
 
+/*
+ * After a reload the dispatcher restarts with the new destinations once
+ * its senders have finished their batches: waited for up to WAIT_MS here,
+ * else on a later tick of the main loop, so the loop (and the watchdog)
+ * never waits for a slow PACS. True once restarted.
+ */
+static bool
+restart_dispatcher(struct config *cfg, struct dispatcher **disp, int wait_ms)
+{
+	if (dispatcher_stop(*disp, wait_ms) > 0)
+		return false;
+	*disp = dispatcher_free(*disp);
+	if (dispatcher_start(cfg, disp) < 0)
+		log_err("cannot start the dispatcher, delivery paused until the next reload");
+	return true;
+}
+
 static struct config *
 reload(const char *path, struct config *cur, struct receiver *recv, struct workers *workers,
-       struct dispatcher **disp)
+       struct dispatcher **disp, bool *disp_restart)
 {
 	struct config *next = NULL;
 
@@ -230,14 +247,10 @@ reload(const char *path, struct config *cur, struct receiver *recv, struct worke
 	workers_set_config(workers, next);
 	/* destinations may have come or gone: new senders, after the
 	 * current batches (what they leave is pending, not lost) */
-	if (dispatcher_stop(*disp, 60000) == 0) {
-		*disp = dispatcher_free(*disp);
-		if (dispatcher_start(next, disp) < 0)
-			log_err("reload: cannot start the dispatcher, delivery paused");
-	} else {
-		log_warnx("reload: a destination is still sending, its senders keep the "
-		    "old configuration");
-	}
+	*disp_restart = !restart_dispatcher(next, disp, 1000);
+	if (*disp_restart)
+		log_notice("reload: a destination is still sending; delivery goes on with "
+		    "the new destinations when its batch ends");
 	log_notice("configuration reloaded from %s", path);
 	notify_ready("configuration reloaded");
 	config_unref(cur);
@@ -264,7 +277,7 @@ main(int argc, char **argv)
 	struct dispatcher *disp = NULL;
 	struct notifier *notifier = NULL;
 	pthread_t recv_tid;
-	bool recv_started = false, check_only = false, detached = false;
+	bool recv_started = false, check_only = false, detached = false, disp_restart = false;
 	sigset_t sigs;
 	char err[512], status[256];
 	int c, r, lockfd = -1, rc = 1;
@@ -377,10 +390,12 @@ main(int argc, char **argv)
 			break;
 		}
 		if (sig == SIGHUP) {
-			cfg = reload(path, cfg, recv, workers, &disp);
+			cfg = reload(path, cfg, recv, workers, &disp, &disp_restart);
 			last_retention.tv_sec = 0;   /* a retention pass now */
 		}
 
+		if (disp_restart && restart_dispatcher(cfg, &disp, -1))
+			disp_restart = false;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		(void)router_check_expected(db, cfg, (int64_t)time(NULL));
 		(void)study_sweep(db, cfg, (int64_t)time(NULL));
