@@ -106,7 +106,7 @@ struct type_def {
 	size_t                nkeys;
 };
 
-static check_fn check_ae, check_host, check_uid_root, check_glob,
+static check_fn check_ae, check_host, check_ip, check_dicom_host, check_uid_root, check_glob,
 	check_name, check_view, check_url, check_command, check_model,
 	check_tensor, check_rows_cols, check_datatype, check_label;
 
@@ -130,7 +130,7 @@ static const struct key_def server_keys[] = {
 	{ .name = "port", .type = KT_INT, .def = "11112", .min = 1, .max = 65535,
 	  FIELD(struct config, server.port) },
 	{ .name = "bind", .type = KT_STRING, .def = "0.0.0.0", .max = 255,
-	  .check = check_host, .flags = KF_NONEMPTY,
+	  .check = check_ip, .flags = KF_NONEMPTY,
 	  FIELD(struct config, server.bind) },
 	{ .name = "max_associations", .type = KT_INT, .def = "16", .min = 1, .max = 1024,
 	  FIELD(struct config, server.max_associations) },
@@ -307,7 +307,7 @@ static const struct key_def destination_keys[] = {
 };
 
 static const struct key_def dicom_keys[] = {
-	{ .name = "host", .type = KT_STRING, .max = 255, .check = check_host,
+	{ .name = "host", .type = KT_STRING, .max = 255, .check = check_dicom_host,
 	  .flags = KF_REQUIRED | KF_NONEMPTY,
 	  FIELD(struct config_destination, host) },
 	{ .name = "port", .type = KT_INT, .min = 1, .max = 65535,
@@ -659,6 +659,27 @@ static int check_host(const char *v, char *why, size_t n)
 		return 0;
 bad:
 	return why_set(why, n, "'%.64s' is not an IP address or a host name", v);
+}
+
+/* The listening address: numeric, as the receiver binds it. */
+static int check_ip(const char *v, char *why, size_t n)
+{
+	unsigned char addr[16];
+
+	if (inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1)
+		return 0;
+	return why_set(why, n, "'%.64s' is not an IPv4 or IPv6 address (no host names)", v);
+}
+
+/* A DICOM peer: DCMTK 3.6.7's SCU connects over IPv4 only. */
+static int check_dicom_host(const char *v, char *why, size_t n)
+{
+	unsigned char addr[16];
+
+	if (inet_pton(AF_INET6, v, addr) == 1)
+		return why_set(why, n, "'%.64s': IPv6 is not supported by the DICOM SCU "
+		    "(DCMTK 3.6.7); use an IPv4 address or a host name", v);
+	return check_host(v, why, n);
 }
 
 /* Digits and dots, components without leading zeros, none empty. */

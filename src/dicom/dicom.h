@@ -261,7 +261,9 @@ enum dicom_scu_outcome {
 	DICOM_SCU_RETRY   = 1,         /* not sent, no response, or a transient refusal
 	                                * (A7xx out of resources, 0110, 0213) */
 	DICOM_SCU_REFUSED = 2,         /* the peer will not take it as it is
-	                                * (0122, A9xx, Cxxx and other failures) */
+	                                * (0122, A9xx, Cxxx and other failures;
+	                                * no presentation context for its SOP
+	                                * class or transfer syntax) */
 };
 
 struct dicom_scu_result {

@@ -1030,7 +1030,9 @@ store(const dicom_scu_params *p, const dicom_scu_item *in, size_t n, dicom_scu_r
 				    it.coding == Coding::opaque ?
 				    "the peer refused its transfer syntax, and it cannot be decompressed here" :
 				    "the peer refused its transfer syntax and Little Endian";
-				set_result(rr, DICOM_SCU_RETRY, 0xFFFF, "not sent: %s (%s in %s; %s)",
+				/* as C-STORE status 0122: sending it again changes
+				 * nothing until the PACS is configured for it */
+				set_result(rr, DICOM_SCU_REFUSED, 0xFFFF, "not sent: %s (%s in %s; %s)",
 				    why_not, class_name(it.sop_class), xfer_name(it.ts),
 				    context_result_text(ex.result));
 				it.done = true;

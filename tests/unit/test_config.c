@@ -140,18 +140,24 @@ static const struct reject_case reject_cases[] = {
 	{ "test_config_rejects_ae_title_control_char", "[server]\nae_title = TRI\x01G\n",
 	  "t.conf:2: [server] ae_title: contains control characters\n" },
 	{ "test_config_rejects_bind_garbage", "[server]\nbind = not a host!\n",
-	  "t.conf:2: [server] bind: 'not a host!' is not an IP address or a host name\n" },
+	  "t.conf:2: [server] bind: 'not a host!' is not an IPv4 or IPv6 address (no host names)\n" },
 	{ "test_config_rejects_bind_empty", "[server]\nbind =\n",
 	  "t.conf:2: [server] bind: must not be empty\n" },
-	{ "test_config_rejects_bind_double_dot", "[server]\nbind = a..b\n",
-	  "t.conf:2: [server] bind: 'a..b' is not an IP address or a host name\n" },
-	{ "test_config_rejects_bind_leading_dot", "[server]\nbind = .example.org\n",
-	  "t.conf:2: [server] bind: '.example.org' is not an IP address or a host name\n" },
-	{ "test_config_rejects_bind_lone_dot", "[server]\nbind = .\n",
-	  "t.conf:2: [server] bind: '.' is not an IP address or a host name\n" },
-	{ "test_config_rejects_bind_label_64_chars",
-	  "[server]\nbind = a123456789012345678901234567890123456789012345678901234567890123.org\n",
-	  "t.conf:2: [server] bind: 'a123456789012345678901234567890123456789012345678901234567890123' "
+	{ "test_config_rejects_bind_host_name", "[server]\nbind = triaged.example.org\n",
+	  "t.conf:2: [server] bind: 'triaged.example.org' is not an IPv4 or IPv6 address (no host names)\n" },
+	{ "test_config_rejects_dicom_host_ipv6", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = ::1\n",
+	  "t.conf:5: [destination d] host: '::1': IPv6 is not supported by the DICOM SCU (DCMTK 3.6.7); use an IPv4 address or a host name\n" },
+	{ "test_config_rejects_host_garbage", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = not a host!\n",
+	  "t.conf:5: [destination d] host: 'not a host!' is not an IP address or a host name\n" },
+	{ "test_config_rejects_host_double_dot", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = a..b\n",
+	  "t.conf:5: [destination d] host: 'a..b' is not an IP address or a host name\n" },
+	{ "test_config_rejects_host_leading_dot", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = .example.org\n",
+	  "t.conf:5: [destination d] host: '.example.org' is not an IP address or a host name\n" },
+	{ "test_config_rejects_host_lone_dot", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = .\n",
+	  "t.conf:5: [destination d] host: '.' is not an IP address or a host name\n" },
+	{ "test_config_rejects_host_label_64_chars",
+	  "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = a123456789012345678901234567890123456789012345678901234567890123.org\n",
+	  "t.conf:5: [destination d] host: 'a123456789012345678901234567890123456789012345678901234567890123' "
 	  "is not an IP address or a host name\n" },
 	{ "test_config_rejects_allowed_calling_aes_bad_item",
 	  "[server]\nallowed_calling_aes = CR1, " AE17 ", DX1\n",
@@ -565,11 +571,11 @@ static void check_ae_spaces(const struct config *c)
 }
 
 static void check_bind_ipv6(const struct config *c) { assert_string_equal(c->server.bind, "::1"); }
-static void check_bind_host(const struct config *c) { assert_string_equal(c->server.bind, "triaged.example.org"); }
-static void check_bind_fqdn(const struct config *c) { assert_string_equal(c->server.bind, "pacs-1.example.org."); }
-static void check_bind_label_63(const struct config *c)
+static void check_host_name(const struct config *c) { assert_string_equal(c->destinations[0].host, "pacs.example.org"); }
+static void check_host_fqdn(const struct config *c) { assert_string_equal(c->destinations[0].host, "pacs-1.example.org."); }
+static void check_host_label_63(const struct config *c)
 {
-	assert_string_equal(c->server.bind,
+	assert_string_equal(c->destinations[0].host,
 	                    "a12345678901234567890123456789012345678901234567890123456789012.org");
 }
 
@@ -851,12 +857,11 @@ static const struct accept_case accept_cases[] = {
 	{ "test_config_accepts_ae_title_inner_space", "[server]\nae_title =   MY AE  \n",
 	  check_ae_spaces },
 	{ "test_config_accepts_bind_ipv6", "[server]\nbind = ::1\n", check_bind_ipv6 },
-	{ "test_config_accepts_bind_host_name", "[server]\nbind = triaged.example.org\n",
-	  check_bind_host },
-	{ "test_config_accepts_bind_fqdn", "[server]\nbind = pacs-1.example.org.\n", check_bind_fqdn },
-	{ "test_config_accepts_bind_label_63_chars",
-	  "[server]\nbind = a12345678901234567890123456789012345678901234567890123456789012.org\n",
-	  check_bind_label_63 },
+	{ "test_config_accepts_host_name", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = pacs.example.org\n", check_host_name },
+	{ "test_config_accepts_host_fqdn", "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = pacs-1.example.org.\n", check_host_fqdn },
+	{ "test_config_accepts_host_label_63_chars",
+	  "[destination d]\ntype = dicom\nport = 104\nae_title = PACS\nhost = a12345678901234567890123456789012345678901234567890123456789012.org\n",
+	  check_host_label_63 },
 	{ "test_config_trims_list_items",
 	  "[server]\nallowed_calling_aes =  CR1 ,, DX 2,\tMG3 ,\n", check_aes_trimmed },
 	{ "test_config_accepts_64_list_items",
