@@ -146,6 +146,29 @@ request_json(const struct queue_job *j, const char *study_dir)
 	return s;
 }
 
+/*
+ * [backend NAME] algorithm_name / algorithm_version: what the SR and the
+ * overlays name, over what the backend reported (design.md section 5).
+ */
+static int
+override_algorithm(const struct config *cfg, const char *backend, struct triaged_result *res)
+{
+	const struct config_backend *b = config_backend_find(cfg, backend);
+	char name[RESULT_MAX_TEXT + 1], version[RESULT_MAX_TEXT + 1];
+	char vendor[RESULT_MAX_TEXT + 1];
+
+	if (!b || (!b->algorithm_name && !b->algorithm_version))
+		return 0;
+	snprintf(name, sizeof(name), "%s", b->algorithm_name ? b->algorithm_name : res->algo_name);
+	snprintf(version, sizeof(version), "%s",
+	    b->algorithm_version ? b->algorithm_version : res->algo_version);
+	if (!name[0])
+		snprintf(name, sizeof(name), "%s", backend);
+	snprintf(vendor, sizeof(vendor), "%s", res->algo_vendor);
+	return result_set_algorithm(res, name, version[0] ? version : NULL,
+	    vendor[0] ? vendor : NULL);
+}
+
 /* Run one claimed job to its end state. */
 static void
 run_job(struct worker *w, struct db *db, struct spool *spool, struct opened *o,
@@ -229,6 +252,8 @@ run_job(struct worker *w, struct db *db, struct spool *spool, struct opened *o,
 	    j->attempts, j->backend, j->ninstances);
 	rc = b->type->ops->analyze(b->state, &study, res, t0 + (int64_t)timeout_s * 1000,
 	    msg, sizeof(msg));
+	if (rc == TRIAGED_OK && !res->error[0])
+		(void)override_algorithm(cfg, j->backend, res);
 	if (rc != TRIAGED_OK && res->error[0]) {
 		/* the builder refused something: its reason is the better one */
 		rc = TRIAGED_FAIL;

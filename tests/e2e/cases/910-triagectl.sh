@@ -43,7 +43,12 @@ PACS_PORT=$(free_port)
 CONF_ROUTES="[route good]
 modality = CR
 calling_ae = GOOD
-backend = reference
+backend = site-ai
+
+[backend site-ai]
+type = reference
+algorithm_name = Site Fracture AI
+algorithm_version = 2.1
 
 [route broken]
 modality = CR
@@ -213,7 +218,9 @@ assert_py "$T/out/sj.json" '
 assert d["job"]["id"] == '"$J_GOOD"' and d["job"]["state"] == "done", d["job"]
 assert len(d["instances"]) >= 1 and d["attempts"] and d["attempts"][0]["status"] == "ok", d
 assert any(r["kind"] == "sr" for r in d["results"]), d["results"]
-assert {x["destination"] for x in d["dispatches"]} == {"archive", "pacs"}, d["dispatches"]'
+assert {x["destination"] for x in d["dispatches"]} == {"archive", "pacs"}, d["dispatches"]
+a = d["result"]["algorithm"]
+assert a["name"] == "Site Fracture AI" and a["version"] == "2.1", ("algorithm_name override", a)'
 ctl show "$S_GOOD" > "$T/out/ss.txt" || fail "show study"
 grep -q "^study *$S_GOOD" "$T/out/ss.txt" || fail "show study text"
 ctl_json "$T/out/ss.json" show "$S_GOOD" --json
@@ -282,6 +289,7 @@ wait_for 60 "every pacs dispatch to be delivered" undelivered || fail "pacs disp
 n_sr=$(find "$T/pacs" -name 'SR*' | wc -l)
 n_sc=$(find "$T/pacs" -name 'SC*' | wc -l)
 [ "$n_sr" -ge 2 ] && [ "$n_sc" -ge 2 ] || fail "the PACS has $n_sr SR and $n_sc SC files, expected at least 2 of each (two done jobs)"
+grep -l 'Site Fracture AI' "$T/pacs"/SR* > /dev/null || fail "no SR at the PACS names the algorithm Site Fracture AI"
 ok "dead dispatches retried: delivered, $n_sr SR and $n_sc SC files at the PACS"
 
 step "route (dry run)"
