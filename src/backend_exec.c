@@ -6,8 +6,9 @@
  * open() splits `command` like a shell would (argv_split.c, never through
  * a shell), resolves the program (a name without '/' is looked up in the
  * child's PATH, a relative path is made absolute) and checks it is an
- * executable regular file, so a typo fails at --check-config/startup rather
- * than on the first study.
+ * executable regular file: triaged --check-config opens every backend, so
+ * a typo is an error there (and a warning at start and reload) rather than
+ * a surprise at the first study.
  *
  * analyze() runs the program with posix_spawn():
  *   - argv = the command's words, then the study folder as last argument;

@@ -24,6 +24,7 @@
 
 #include <curl/curl.h>
 
+#include "backend.h"
 #include "config.h"
 #include "db.h"
 #include "dicom/dicom.h"
@@ -180,6 +181,35 @@ status_line(struct db *db, struct receiver *recv, char *buf, size_t len)
 	    (unsigned long long)rs.stored, (unsigned long long)rs.refused);
 }
 
+/*
+ * Open and close every [backend] once, as a worker would at its first job.
+ * CHECK: print each failure as a --check-config error; else log it as a
+ * warning (the daemon still receives; jobs for that backend are retried
+ * until it opens). Returns the number that failed.
+ */
+static int
+open_backends(const struct config *cfg, const char *path, bool check)
+{
+	struct backend *b;
+	char err[512];
+	int bad = 0;
+
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		const char *name = cfg->backends[i].name;
+		if (backend_open(cfg, name, &b, err, sizeof(err)) == 0) {
+			backend_close(b);
+			continue;
+		}
+		bad++;
+		if (check)
+			fprintf(stderr, "%s: [backend %s]: %s\n", path, name, err);
+		else
+			log_warnx("[backend %s] cannot be opened: %s; its jobs are retried "
+			    "until it can", name, err);
+	}
+	return bad;
+}
+
 /* *DST becomes a copy of SRC (a running value that a reload keeps). */
 static int
 keep_string(char **dst, const char *src)
@@ -224,6 +254,7 @@ reload(const char *path, struct config *cur, struct receiver *recv, struct worke
 		notify_ready("reload failed; running with the previous configuration");
 		return cur;
 	}
+	(void)open_backends(next, path, false);
 	if (strcmp(next->server.ae_title, cur->server.ae_title) != 0 ||
 	    next->server.port != cur->server.port ||
 	    strcmp(next->server.bind, cur->server.bind) != 0 ||
@@ -304,11 +335,16 @@ main(int argc, char **argv)
 	if (config_load(path, &cfg, stderr) < 0)
 		return 1;
 	if (check_only) {
-		printf("%s: configuration ok (%zu routes, %zu backends, %zu destinations)\n",
-		    path, cfg->nroutes, cfg->nbackends, cfg->ndestinations);
+		/* a backend that cannot be opened (an exec program that is not
+		 * there, say) is an error here; at start it is a warning */
+		r = open_backends(cfg, path, true);
+		if (r == 0)
+			printf("%s: configuration ok (%zu routes, %zu backends, %zu destinations)\n",
+			    path, cfg->nroutes, cfg->nbackends, cfg->ndestinations);
 		config_unref(cfg);
-		return 0;
+		return r == 0 ? 0 : 1;
 	}
+	(void)open_backends(cfg, path, false);
 
 	/* signals are taken by this thread only; every thread inherits the mask */
 	sigemptyset(&sigs);

@@ -4,7 +4,8 @@
 #           created; a file with exactly 3 errors (an AE title over 16
 #           characters, a port out of range, a non-numeric min_free_mb) ->
 #           exit 1 and exactly 3 lines "FILE:LINE: [section] key: why" with
-#           the right line numbers, sections and keys.
+#           the right line numbers, sections and keys; an exec backend whose
+#           program is missing -> exit 1, "FILE: [backend NAME]: ...program".
 . "$(dirname "$0")/../lib.sh"
 require_binaries
 receive_only
@@ -65,3 +66,26 @@ sed 's/^/    | /' "$T/out/missing.out"
 [ "$rc" = 1 ] || fail "--check-config on a missing file exited $rc, expected 1"
 grep -q "nonexistent.conf" "$T/out/missing.out" || fail "the message does not name the missing file"
 ok "exit 1, names the file"
+
+step "an exec backend whose program is not there"
+MISSING=$T/missing-backend.conf
+cat > "$MISSING" <<CONF
+[storage]
+spool_dir = $T/var/spool
+database = $T/var/triaged.db
+
+[route fracture]
+modality = CR
+backend = fracture-ai
+
+[backend fracture-ai]
+type = exec
+command = /opt/vendor/bin/fracture-ai --model v3
+CONF
+rc=0
+"$TRIAGED" -c "$MISSING" --check-config > "$T/out/missing-backend.out" 2>&1 || rc=$?
+sed 's/^/    | /' "$T/out/missing-backend.out"
+[ "$rc" = 1 ] || fail "--check-config with a missing exec program exited $rc, expected 1"
+grep -q "^$MISSING: \[backend fracture-ai\]: .*/opt/vendor/bin/fracture-ai" "$T/out/missing-backend.out" \
+	|| fail "the message does not name the file, the backend and the program"
+ok "exit 1: $(head -n 1 "$T/out/missing-backend.out")"
