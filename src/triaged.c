@@ -125,9 +125,8 @@ reconcile(struct spool *spool, struct db *db)
 		return r;
 	}
 	/* rows whose file has gone: say so loudly, keep the row */
-	if (sqlite3_prepare_v2(db_handle(db), "SELECT path FROM instances WHERE removed_at IS NULL",
-	    -1, &st,
-	    NULL) == SQLITE_OK) {
+	if (sqlite3_prepare_v2(db_handle(db),
+	    "SELECT path FROM instances WHERE removed_at IS NULL", -1, &st, NULL) == SQLITE_OK) {
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			const char *p = (const char *)sqlite3_column_text(st, 0);
 			if (p && access(p, F_OK) < 0 && errno == ENOENT) {
