@@ -273,6 +273,18 @@ cmd_status(struct ctl *c)
 			    (double)sqlite3_column_int64(st, 1));
 		sqlite3_finalize(st);
 	}
+	/* undelivered dispatches whose destination has left the configuration:
+	 * nobody sends them until it comes back */
+	cJSON *orphans = cJSON_AddObjectToObject(doc, "unconfigured_destinations");
+	if (table_exists(c, "dispatches") && (st = prepare(c,
+	    "SELECT destination, count(*) FROM dispatches"
+	    " WHERE state IN ('pending','sending','dead') GROUP BY destination"))) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			if (!config_destination_find(c->cfg, col_text(st, 0)))
+				cJSON_AddNumberToObject(orphans, col_text(st, 0),
+				    (double)sqlite3_column_int64(st, 1));
+		sqlite3_finalize(st);
+	}
 	cJSON_AddNumberToObject(doc, "oldest_receiving_age_s",
 	    oldest > 0 ? (double)(now - oldest) : 0);
 	/* the oldest job still waiting for its analysis */
@@ -326,6 +338,10 @@ cmd_status(struct ctl *c)
 		    free_b / 1048576.0);
 		printf("last hour   %lld instances, %.1f MB\n", hour_instances,
 		    hour_bytes / 1048576.0);
+		for (cJSON *o = orphans->child; o; o = o->next)
+			printf("WARNING     %d undelivered dispatches to destination %s, which is "
+			    "not in the configuration: they wait until [destination %s] is back\n",
+			    o->valueint, o->string, o->string);
 	}
 	cJSON_Delete(doc);
 	return rc;

@@ -157,7 +157,14 @@ assert d["studies"]["complete"] == 4 and d["instances"] >= 4, d
 assert d["dispatches"].get("dead", 0) >= 1 and d["dispatches"].get("delivered", 0) >= 1, d["dispatches"]
 assert d["spool_bytes"] > 0 and d["free_bytes"] > 0, d
 assert d["last_hour"]["instances"] >= 4, d'
-ok "status: daemon up, counts per state, spool use, free space, last hour"
+assert_py "$T/out/status.json" 'assert d["unconfigured_destinations"] == {}, d'
+# the same database seen with a configuration that lost [destination pacs]
+awk '/^\[destination pacs\]/ { skip = 1; next } /^\[/ { skip = 0 } !skip' "$CONF" > "$T/no-pacs.conf"
+"$TRIAGECTL" -c "$T/no-pacs.conf" status --json > "$T/out/orphans.json" || fail "status with no-pacs.conf"
+assert_py "$T/out/orphans.json" 'assert d["unconfigured_destinations"].get("pacs", 0) >= 1, d["unconfigured_destinations"]'
+"$TRIAGECTL" -c "$T/no-pacs.conf" status | grep -q '^WARNING .*destination pacs, which is not in the configuration' \
+	|| fail "status text does not warn about the unconfigured destination"
+ok "status: daemon up, counts per state, spool use, free space, last hour; warns of dispatches to a destination no longer configured"
 
 step "list"
 ctl list > "$T/out/list.txt" || fail "list exited $?"
