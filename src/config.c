@@ -106,7 +106,8 @@ struct type_def {
 	size_t                nkeys;
 };
 
-static check_fn check_ae, check_host, check_ip, check_dicom_host, check_uid_root, check_glob,
+static check_fn check_ae, check_host, check_ip, check_dicom_host, check_abs_path,
+	check_uid_root, check_glob,
 	check_name, check_view, check_url, check_command, check_model,
 	check_tensor, check_rows_cols, check_datatype, check_label;
 
@@ -147,10 +148,10 @@ static const struct key_def server_keys[] = {
 
 static const struct key_def storage_keys[] = {
 	{ .name = "spool_dir", .type = KT_STRING, .def = "/var/lib/triaged/spool",
-	  .max = PATH_MAX, .flags = KF_NONEMPTY,
+	  .max = PATH_MAX, .flags = KF_NONEMPTY, .check = check_abs_path,
 	  FIELD(struct config, storage.spool_dir) },
 	{ .name = "database", .type = KT_STRING, .def = "/var/lib/triaged/triaged.db",
-	  .max = PATH_MAX, .flags = KF_NONEMPTY,
+	  .max = PATH_MAX, .flags = KF_NONEMPTY, .check = check_abs_path,
 	  FIELD(struct config, storage.database) },
 	{ .name = "min_free_mb", .type = KT_INT64, .def = "1024", .min = 0, .max = MB_MAX,
 	  FIELD(struct config, storage.min_free_mb) },
@@ -659,6 +660,20 @@ static int check_host(const char *v, char *why, size_t n)
 		return 0;
 bad:
 	return why_set(why, n, "'%.64s' is not an IP address or a host name", v);
+}
+
+/*
+ * The spool and the database: absolute, so that triaged and triagectl,
+ * whatever their working directories, mean the same files (the rows record
+ * absolute paths, and retention unlinks them).
+ */
+static int check_abs_path(const char *v, char *why, size_t n)
+{
+	if (v[0] != '/')
+		return why_set(why, n, "'%.64s' is not an absolute path", v);
+	if (strstr(v, "/../") || (strlen(v) >= 3 && strcmp(v + strlen(v) - 3, "/..") == 0))
+		return why_set(why, n, "'%.64s' contains '..'", v);
+	return 0;
 }
 
 /* The listening address: numeric, as the receiver binds it. */
