@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1391,6 +1393,25 @@ out:
 
 /* ---- main --------------------------------------------------------------- */
 
+/*
+ * Run as root (sudo triagectl ...), become the database's owner - the
+ * triaged user - before opening it: SQLite creates the -wal and -shm files
+ * as whoever opens the database first, and root-owned ones would lock the
+ * daemon out of its own queue. Files that purge removes are the daemon's
+ * too. 0, or -1 with errno.
+ */
+static int
+become_owner(const char *database)
+{
+	struct stat st;
+
+	if (geteuid() != 0 || stat(database, &st) < 0 || st.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setgid(st.st_gid) < 0 || setuid(st.st_uid) < 0)
+		return -1;
+	return 0;
+}
+
 static const struct command {
 	const char *name;
 	int (*fn)(struct ctl *);
@@ -1510,6 +1531,13 @@ main(int argc, char **argv)
 
 	if (config_load(path, &c.cfg, stderr) < 0)
 		return EXIT_FAIL;
+	if (cmd->fn != cmd_route && cmd->fn != cmd_echo &&
+	    become_owner(c.cfg->storage.database) < 0) {
+		fprintf(stderr, "triagectl: cannot switch to the owner of %s: %s\n",
+		    c.cfg->storage.database, strerror(errno));
+		config_unref(c.cfg);
+		return EXIT_FAIL;
+	}
 	if (cmd->fn == cmd_status && access(c.cfg->storage.database, F_OK) < 0) {
 		c.db = NULL;     /* status works before the first start */
 	} else if (cmd->fn != cmd_route && cmd->fn != cmd_echo &&

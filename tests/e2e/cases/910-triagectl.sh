@@ -18,7 +18,9 @@
 #           (its analysis ends, nothing recorded), retry of the failed job
 #           after the program is fixed (done, results delivered), retry of
 #           the dead dispatches once a PACS (storescp) listens (delivered,
-#           the SR and SC files arrive). Text tables fit 132 columns.
+#           the SR and SC files arrive). Text tables fit 132 columns. Run as
+#           root on a database owned by another user, triagectl writes as
+#           that user (no root-owned -wal/-shm to lock the daemon out).
 . "$(dirname "$0")/../lib.sh"
 require_binaries
 require_cmd storescp
@@ -331,3 +333,27 @@ stop_triaged
 ctl_json "$T/out/status.json" status --json
 [ "$(json "$T/out/status.json" "d['daemon']")" = down ] || fail "status after stop does not say down"
 ok "status works with the daemon stopped (daemon down)"
+
+step "run as root, triagectl acts as the database's owner (the triaged user)"
+if [ "$(id -u)" = 0 ] && id nobody > /dev/null 2>&1; then
+	chmod 0711 "$T"
+	chown -R nobody:nogroup "$T/var"
+	rm -f "$DB-wal" "$DB-shm"
+	# a write: SQLite creates -wal and -shm as whoever opens the database
+	# first, and removes them at the last close; strace shows who it was
+	if command -v strace > /dev/null; then
+		strace -f -e trace=setuid,openat -o "$T/out/strace.txt" \
+			"$TRIAGECTL" -c "$CONF" retry --state dead --json > "$T/out/r.json" || fail "retry as root exited $?"
+		nobody=$(id -u nobody)
+		awk -v u="setuid($nobody)" 'index($0, u) { s = 1 } s && /triaged\.db-wal/ { print; exit }' "$T/out/strace.txt" | grep -q . \
+			|| fail "triagectl did not become uid $nobody before it opened the WAL: $(grep -E 'setuid|triaged.db' "$T/out/strace.txt" | head -5)"
+	else
+		ctl_json "$T/out/r.json" retry --state dead --json
+	fi
+	for f in "$DB" "$DB-wal" "$DB-shm"; do
+		[ ! -e "$f" ] || [ "$(stat -c %U "$f")" = nobody ] || fail "$f is owned by $(stat -c %U "$f"), not the database's owner"
+	done
+	ok "triagectl switched to uid nobody before opening the database; no file of it became root's"
+else
+	note "not root: the switch to the database owner is not exercised"
+fi
