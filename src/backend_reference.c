@@ -36,9 +36,14 @@
  * Study outcome: "positive" when any finding scores >= REFERENCE_POSITIVE
  * (0.5), else "negative" ("indeterminate" when negative but some image
  * could not be decoded); study score = the highest finding score (0 when
- * there is none). Hand studies (an instance with Body Part Examined HAND)
- * of a patient of known age get one measurement "bone age" whose value is
- * the chronological age in months: a stand-in, and the summary says so.
+ * there is none).
+ *
+ * [backend NAME] task = bone-age (or auto, the default, for a route whose
+ * name contains "bone", as the default route bone-age): no image analysis;
+ * a study with a hand radiograph (Body Part Examined HAND) of a patient of
+ * known age gets one measurement "bone age" whose value is the
+ * chronological age in months - a stand-in, and the summary says so.
+ * task = findings (or auto for any other route): the analysis above only.
  *
  * Instances without Rows/Columns (reports, presentation states) are
  * skipped; an image the host cannot decode (-EBADMSG, -ENOTSUP, ...) is
@@ -50,11 +55,12 @@
  *
  * The state is read-only (the host pointer), so one state serves every
  * worker (TRIAGED_BACKEND_THREADSAFE). Same input, same output: no clock in
- * the analysis, no randomness, ties broken by position. No configuration
- * key of its own.
+ * the analysis, no randomness, ties broken by position. One configuration
+ * key: task.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +78,16 @@
 #define SIGMA_FLOOR  0.004   /* noise floor of the robust spread */
 #define MIN_AREA     6
 
+/* [backend NAME] task: what the analysis reports */
+enum ref_task {
+	TASK_AUTO,              /* by the route's name: "bone" in it -> bone age */
+	TASK_FINDINGS,          /* salient regions as findings, and the outcome */
+	TASK_BONE_AGE,          /* the bone-age stand-in only */
+};
+
 struct ref_state {
 	const struct triaged_host *host;
+	enum ref_task task;
 };
 
 /* ---- image operations ---------------------------------------------------- */
@@ -379,12 +393,21 @@ static int
 ref_open(const struct triaged_host *host, const struct triaged_section *section,
     void **state, char *err, size_t errlen)
 {
-	(void)section;
 	if (!host || host->abi_version < 1 || host->size < sizeof(struct triaged_host) ||
 	    !host->image_load || !host->image_free || !host->now_ms ||
 	    !host->result_set_algorithm || !host->result_set_outcome ||
 	    !host->result_add_measurement || !host->result_add_finding) {
 		snprintf(err, errlen, "host interface too old for the reference backend");
+		return -EINVAL;
+	}
+	const char *task = host->config_get ? host->config_get(section, "task") : NULL;
+	enum ref_task t = TASK_AUTO;
+	if (task && strcmp(task, "findings") == 0)
+		t = TASK_FINDINGS;
+	else if (task && strcmp(task, "bone-age") == 0)
+		t = TASK_BONE_AGE;
+	else if (task && task[0] && strcmp(task, "auto") != 0) {
+		snprintf(err, errlen, "task must be auto, findings or bone-age, not '%.32s'", task);
 		return -EINVAL;
 	}
 	struct ref_state *s = calloc(1, sizeof(*s));
@@ -393,6 +416,7 @@ ref_open(const struct triaged_host *host, const struct triaged_section *section,
 		return -ENOMEM;
 	}
 	s->host = host;
+	s->task = t;
 	*state = s;
 	return 0;
 }
@@ -465,6 +489,50 @@ static const struct triaged_code code_chrono_age = {
 	"Chronological age (reference stand-in for bone age)",
 };
 
+/*
+ * The bone-age stand-in: the chronological age in months of a patient whose
+ * hand radiograph (Body Part Examined HAND) is in the study, from
+ * PatientAge or the birth and study dates; no image is decoded. Outcome
+ * "negative" (a stand-in deviates by nothing), "indeterminate" without a
+ * hand or an age.
+ */
+static int
+ref_bone_age(const struct ref_state *s, const struct triaged_study *study,
+             struct triaged_result *res, char *msg, size_t msglen)
+{
+	const struct triaged_host *host = s->host;
+	char summary[512];
+	bool hand = false;
+	int r;
+
+	for (size_t i = 0; i < study->ninstances; i++)
+		hand = hand || is_hand(study->instances[i].body_part);
+	r = host->result_set_algorithm(res, REF_ALGORITHM_NAME, TRIAGED_VERSION, REF_VENDOR);
+	if (r < 0)
+		goto refused;
+	if (hand && study->patient_age_years >= 0) {
+		double months = round(study->patient_age_years * 120.0) / 10.0;
+		snprintf(summary, sizeof(summary), "Reference bone-age stand-in by triaged: "
+		    "NOT a diagnosis. Bone age was NOT assessed: the \"bone age\" reported "
+		    "(%.1f months) is the patient's chronological age.", months);
+		r = host->result_add_measurement(res, "bone age", months, "mo", &code_chrono_age);
+		if (r < 0)
+			goto refused;
+		r = host->result_set_outcome(res, "negative", 0.0, summary);
+	} else {
+		snprintf(summary, sizeof(summary), "Reference bone-age stand-in by triaged: "
+		    "NOT a diagnosis. No measurement: %s.", hand ? "the patient's age is unknown" :
+		    "no hand radiograph (Body Part Examined HAND) in the study");
+		r = host->result_set_outcome(res, "indeterminate", 0.0, summary);
+	}
+	if (r < 0)
+		goto refused;
+	return TRIAGED_OK;
+refused:
+	snprintf(msg, msglen, "result refused by the host: %s", strerror(-r));
+	return TRIAGED_FAIL;
+}
+
 static int
 ref_analyze(void *state, const struct triaged_study *study, struct triaged_result *res,
     int64_t deadline_ms, char *msg, size_t msglen)
@@ -474,14 +542,19 @@ ref_analyze(void *state, const struct triaged_study *study, struct triaged_resul
 	struct ref_finding *found = NULL;
 	size_t nfound = 0, cap = 0;
 	size_t with_pixels = 0, analysed = 0, skipped = 0, images_with = 0;
-	int hand = 0, ret = TRIAGED_FAIL, r;
+	int ret = TRIAGED_FAIL, r;
 	char first_err[256] = "";
 	char summary[1024];
+	enum ref_task task = s->task;
+
+	if (task == TASK_AUTO)
+		task = study->route && strcasestr(study->route, "bone") ? TASK_BONE_AGE :
+		    TASK_FINDINGS;
+	if (task == TASK_BONE_AGE)
+		return ref_bone_age(s, study, res, msg, msglen);
 
 	for (size_t i = 0; i < study->ninstances; i++) {
 		const struct triaged_instance *in = &study->instances[i];
-		if (is_hand(in->body_part))
-			hand = 1;
 		if (in->rows == 0 || in->columns == 0 || !in->path)
 			continue;
 		with_pixels++;
@@ -597,23 +670,6 @@ ref_analyze(void *state, const struct triaged_study *study, struct triaged_resul
 	if (skipped && n > 0 && (size_t)n < sizeof(summary))
 		n += snprintf(summary + n, sizeof(summary) - (size_t)n,
 		    " %zu image(s) could not be decoded and were not analysed.", skipped);
-	if (hand && n > 0 && (size_t)n < sizeof(summary)) {
-		if (study->patient_age_years >= 0) {
-			double months = round(study->patient_age_years * 120.0) / 10.0;
-			n += snprintf(summary + n, sizeof(summary) - (size_t)n,
-			    " Bone age was NOT assessed: the \"bone age\" reported "
-			    "(%.1f months) is the patient's chronological age, a "
-			    "reference stand-in.", months);
-			r = host->result_add_measurement(res, "bone age", months, "mo",
-			    &code_chrono_age);
-			if (r < 0)
-				goto refused;
-		} else {
-			n += snprintf(summary + n, sizeof(summary) - (size_t)n,
-			    " Bone age was not assessed and the patient's age is unknown: "
-			    "no measurement.");
-		}
-	}
 	const char *outcome = best >= REFERENCE_POSITIVE ? "positive" :
 	    skipped ? "indeterminate" : "negative";
 	r = host->result_set_outcome(res, outcome, best, summary);

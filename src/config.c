@@ -117,6 +117,7 @@ static const char *const backend_types[] = {
 static const char *const destination_types[] = {
 	"dicom", "folder", "dicomweb", NULL };
 static const char *const http_send[] = { "dicom", "png", NULL };
+static const char *const reference_tasks[] = { "auto", "findings", "bone-age", NULL };
 static const char *const kserve_normalize[] = { "0..1", "minmax", "none", NULL };
 static const char *const kserve_box_formats[] = {
 	"xyxy_normalized", "xyxy_pixels", "yxyx_normalized", NULL };
@@ -227,6 +228,11 @@ static const struct key_def backend_keys[] = {
 	  .flags = KF_EMPTY_NULL, FIELD(struct config_backend, algorithm_version) },
 };
 
+static const struct key_def reference_keys[] = {
+	{ .name = "task", .type = KT_ENUM, .def = "auto", .choices = reference_tasks,
+	  .off = NO_FIELD },
+};
+
 static const struct key_def exec_keys[] = {
 	{ .name = "command", .type = KT_STRING, .max = CONFIG_LINE_MAX,
 	  .check = check_command, .flags = KF_REQUIRED | KF_NONEMPTY,
@@ -285,7 +291,7 @@ static const struct key_def kserve_keys[] = {
 };
 
 static const struct type_def backend_type_defs[] = {
-	{ "reference", NULL, 0 },
+	{ "reference", reference_keys, sizeof(reference_keys) / sizeof(reference_keys[0]) },
 	{ "exec", exec_keys, sizeof(exec_keys) / sizeof(exec_keys[0]) },
 	{ "http", http_keys, sizeof(http_keys) / sizeof(http_keys[0]) },
 	{ "kserve", kserve_keys, sizeof(kserve_keys) / sizeof(kserve_keys[0]) },

@@ -38,12 +38,39 @@ fake_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+#define FAKE_CONFIG_MAX 8
+static struct {
+	char key[32];
+	char value[256];
+} fake_cfg[FAKE_CONFIG_MAX];
+
 static const char *
 fake_config_get(const struct triaged_section *section, const char *key)
 {
 	(void)section;
-	(void)key;
+	for (size_t i = 0; i < FAKE_CONFIG_MAX; i++)
+		if (fake_cfg[i].key[0] && strcmp(fake_cfg[i].key, key) == 0)
+			return fake_cfg[i].value;
 	return NULL;
+}
+
+void
+fake_host_config(const char *key, const char *value)
+{
+	size_t free_slot = FAKE_CONFIG_MAX;
+
+	for (size_t i = 0; i < FAKE_CONFIG_MAX; i++) {
+		if (fake_cfg[i].key[0] && strcmp(fake_cfg[i].key, key) == 0) {
+			fake_cfg[i].key[0] = '\0';
+			free_slot = i;
+		} else if (!fake_cfg[i].key[0] && free_slot == FAKE_CONFIG_MAX) {
+			free_slot = i;
+		}
+	}
+	if (!value || free_slot == FAKE_CONFIG_MAX)
+		return;
+	snprintf(fake_cfg[free_slot].key, sizeof(fake_cfg[free_slot].key), "%s", key);
+	snprintf(fake_cfg[free_slot].value, sizeof(fake_cfg[free_slot].value), "%s", value);
 }
 
 static const char *

@@ -83,6 +83,9 @@ void fake_host_done(struct fake_host *fh);
 int  fake_host_add_image(struct fake_host *fh, const char *path, uint32_t w, uint32_t h,
                          const uint16_t *pixels, double scale);
 /* An empty result for STUDY (may be NULL: no UID check). */
+/* What config_get answers for KEY (every section), until changed; VALUE
+ * NULL forgets KEY. At most 8 keys. */
+void fake_host_config(const char *key, const char *value);
 void fake_result_init(struct triaged_result *r, const struct triaged_study *study);
 /* 1 when A and B hold the same result. */
 int  fake_result_equal(const struct triaged_result *a, const struct triaged_result *b);

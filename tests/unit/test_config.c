@@ -1222,7 +1222,7 @@ static void test_config_loads_shipped_conf(void **state)
 	assert_default_values(c);
 	assert_default_routes(c);
 	assert_int_equal(c->nbackends, 1);
-	assert_int_equal(c->backends[0].nkv, 2);      /* type and timeout_s, from the file */
+	assert_int_equal(c->backends[0].nkv, 3);      /* type, task and timeout_s, from the file */
 	free(errs);
 	free(path);
 	config_unref(c);

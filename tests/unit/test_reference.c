@@ -318,6 +318,47 @@ test_reference_is_deterministic(void **state)
 	free(t);
 }
 
+/* [backend NAME] task overrides what the route's name would choose. */
+static void
+test_reference_task_key(void **state)
+{
+	(void)state;
+	uint16_t *px = synthetic(200, 240, 0, 0, 1, 0);
+	assert_int_equal(fake_host_add_image(&fh, "synthetic:hand", 200, 240, px, 1.0), 0);
+	free(px);
+	struct test_study *t = study_new();
+	t->st.patient_age_years = 9;
+	study_add(t, "synthetic:hand", "DX", "hand", 200, 240);
+
+	fake_host_config("task", "findings");
+	t->st.route = "bone-age";
+	struct run r = run_study(t, 0);
+	check_result(t, &r);
+	assert_int_equal(r.res->nmeasurements, 0);
+	assert_non_null(strstr(r.res->summary, "Reference image analysis"));
+	run_free(&r);
+
+	fake_host_config("task", "bone-age");
+	t->st.route = "fracture";
+	r = run_study(t, 0);
+	check_result(t, &r);
+	assert_int_equal(r.res->nmeasurements, 1);
+	assert_true(fabs(r.res->measurements[0].value - 108.0) < 1e-9);
+	assert_int_equal(r.res->nfindings, 0);
+	run_free(&r);
+
+	/* a value the config parser would refuse is refused here too */
+	void *st = NULL;
+	char err[256] = "";
+	fake_host_config("task", "everything");
+	assert_int_equal(backend_reference.ops->open(&fh.host, NULL, &st, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(st);
+	assert_non_null(strstr(err, "task must be auto, findings or bone-age"));
+	fake_host_config("task", NULL);
+	free(t);
+}
+
 static void
 test_reference_hand_reports_chronological_age(void **state)
 {
@@ -328,8 +369,19 @@ test_reference_hand_reports_chronological_age(void **state)
 	struct test_study *t = study_new();
 	t->st.patient_age_years = 11.5;
 	study_add(t, "synthetic:hand", "DX", "hand", 200, 240);
+
+	/* task = auto, a route that is not about bone age: findings only */
 	struct run r = run_study(t, 0);
 	check_result(t, &r);
+	assert_int_equal(r.res->nmeasurements, 0);
+	run_free(&r);
+
+	/* task = auto, route bone-age: the stand-in only, no image analysis */
+	t->st.route = "bone-age";
+	r = run_study(t, 0);
+	check_result(t, &r);
+	assert_int_equal(r.res->nfindings, 0);
+	assert_string_equal(r.res->outcome, "negative");
 	assert_int_equal(r.res->nmeasurements, 1);
 	const struct fake_measurement *m = &r.res->measurements[0];
 	assert_string_equal(m->name, "bone age");
@@ -467,8 +519,14 @@ test_reference_runs_on_shared_images(void **state)
 			t->st.patient_age_years = 40;
 			struct run r = run_study(t, 0);
 			check_result(t, &r);
+			assert_int_equal(r.res->nmeasurements, 0);      /* findings */
+			run_free(&r);
+			t->st.route = "bone-age";
+			r = run_study(t, 0);
+			check_result(t, &r);
 			int hand = strcmp(t->body[0], "HAND") == 0;
 			assert_int_equal(r.res->nmeasurements, hand ? 1 : 0);
+			assert_int_equal(r.res->nfindings, 0);
 			run_free(&r);
 			free(t);
 			n++;
@@ -555,6 +613,11 @@ test_reference_runs_on_generated_studies(void **state)
 			assert_true(t->st.ninstances >= 1);
 			struct run r = run_study(t, 0);
 			check_result(t, &r);
+			assert_int_equal(r.res->nmeasurements, 0);      /* findings */
+			run_free(&r);
+			t->st.route = "bone-age";
+			r = run_study(t, 0);
+			check_result(t, &r);
 			if (r.res->nmeasurements) {
 				assert_true(fabs(r.res->measurements[0].value - 111.0) < 1e-9);
 				measured++;
@@ -580,6 +643,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reference_mammogram_label, each_setup, each_teardown),
 		cmocka_unit_test_setup_teardown(test_reference_is_deterministic, each_setup, each_teardown),
 		cmocka_unit_test_setup_teardown(test_reference_hand_reports_chronological_age, each_setup, each_teardown),
+		cmocka_unit_test_setup_teardown(test_reference_task_key, each_setup, each_teardown),
 		cmocka_unit_test_setup_teardown(test_reference_respects_the_deadline, each_setup, each_teardown),
 		cmocka_unit_test_setup_teardown(test_reference_undecodable_images, each_setup, each_teardown),
 		cmocka_unit_test_setup_teardown(test_reference_runs_on_shared_images, each_setup, each_teardown),
