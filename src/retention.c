@@ -85,12 +85,44 @@ enum mode {
 };
 
 /*
- * The files of study SID still present in TABLE (instances or results):
- * counted, and unlinked unless MODE is COUNT, their directory removed when
- * that leaves it empty. ROWS gets the number of rows.
+ * -EPERM when a file of study SID still present is recorded outside the
+ * spool (the rows of another spool_dir): the study is then left alone,
+ * whole, rather than half removed.
  */
 static int
-remove_files(sqlite3 *h, const char *root, const char *table, int64_t sid, int64_t now,
+check_paths(sqlite3 *h, const char *root, int64_t sid)
+{
+	static const char *const sql[] = {
+		"SELECT path FROM instances WHERE study_id = ? AND removed_at IS NULL",
+		"SELECT path FROM results WHERE study_id = ? AND removed_at IS NULL",
+	};
+	sqlite3_stmt *st;
+	int r = 0;
+
+	for (size_t i = 0; i < 2 && r == 0; i++) {
+		if (sqlite3_prepare_v2(h, sql[i], -1, &st, NULL) != SQLITE_OK)
+			return -EIO;
+		sqlite3_bind_int64(st, 1, sid);
+		while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			if (p && !inside_spool(root, p)) {
+				log_warnx("retention: %s is outside the spool %s: its study is "
+				    "left alone (was spool_dir changed?)", p, root);
+				r = -EPERM;
+			}
+		}
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
+/*
+ * The files of study SID still present in TABLE (instances or results):
+ * counted, and unlinked unless MODE is COUNT, their directory removed when
+ * that leaves it empty. ROWS gets the number of rows. check_paths() first.
+ */
+static int
+remove_files(sqlite3 *h, const char *table, int64_t sid, int64_t now,
              enum mode mode, int64_t *rows, struct retention_counts *c)
 {
 	char sql[256], dir[PATH_MAX] = "";
@@ -107,12 +139,6 @@ remove_files(sqlite3 *h, const char *root, const char *table, int64_t sid, int64
 		(*rows)++;
 		if (!sqlite3_column_int(st, 2) || !p)
 			continue;
-		if (!inside_spool(root, p)) {
-			log_warnx("retention: %s is outside the spool %s, not removed "
-			    "(was spool_dir changed?)", p, root);
-			sqlite3_finalize(st);
-			return -EPERM;
-		}
 		c->files++;
 		c->bytes += (uint64_t)sqlite3_column_int64(st, 1);
 		if (mode == COUNT)
@@ -206,10 +232,13 @@ batch(struct db *db, const char *root, int64_t now, int64_t cut, enum mode mode,
 		goto done;
 	}
 	for (int i = 0; i < n; i++) {
-		if ((r = remove_files(h, root, "instances", ids[i], now, mode,
-		    &c->instances, c)) < 0 ||
-		    (r = remove_files(h, root, "results", ids[i], now, mode,
-		    &c->results, c)) < 0)
+		if ((r = check_paths(h, root, ids[i])) == -EPERM) {
+			c->refused++;
+			continue;
+		}
+		if (r < 0 ||
+		    (r = remove_files(h, "instances", ids[i], now, mode, &c->instances, c)) < 0 ||
+		    (r = remove_files(h, "results", ids[i], now, mode, &c->results, c)) < 0)
 			goto done;
 		c->studies++;
 		if (purge) {
@@ -269,6 +298,7 @@ retention_sweep(struct db *db, const char *spool_root, int64_t now, int64_t afte
 		out->instances += c.instances;
 		out->results += c.results;
 		out->files += c.files;
+		out->refused += c.refused;
 		out->bytes += c.bytes;
 	}
 	return r < 0 ? r : done;

@@ -27,13 +27,16 @@ struct retention_counts {
 	int64_t  files;         /* files unlinked */
 	uint64_t bytes;         /* their recorded sizes */
 	int64_t  kept;          /* old enough, but not settled (purge) */
+	int64_t  refused;       /* settled, but a file is recorded outside the
+	                         * spool: left alone, whole */
 };
 
 /*
  * Remove the spooled files of up to MAX_STUDIES studies settled at or
- * before NOW - AFTER_S, one transaction per study. Only paths under
- * SPOOL_ROOT are unlinked. Adds to OUT (may be NULL); returns the number of
- * studies handled or a negative errno.
+ * before NOW - AFTER_S, a few studies per transaction. Only paths under
+ * SPOOL_ROOT are unlinked: a study with a file recorded elsewhere is left
+ * alone, whole, and counted in refused. Adds to OUT (may be NULL); returns
+ * the number of studies looked at or a negative errno.
  */
 int retention_sweep(struct db *db, const char *spool_root, int64_t now, int64_t after_s,
                     int max_studies, struct retention_counts *out);

@@ -1204,9 +1204,7 @@ cmd_purge(struct ctl *c)
 	r = retention_purge(c->db, c->cfg->storage.spool_dir, (int64_t)time(NULL),
 	    c->older_than_s, c->dry_run, &n);
 	if (r < 0) {
-		fprintf(stderr, "triagectl: purge failed: %s\n", r == -EPERM ?
-		    "a recorded file is outside the spool (was spool_dir changed?)" :
-		    sqlite3_errmsg(db_handle(c->db)));
+		fprintf(stderr, "triagectl: purge failed: %s\n", sqlite3_errmsg(db_handle(c->db)));
 		return EXIT_FAIL;
 	}
 	if (c->json) {
@@ -1221,6 +1219,7 @@ cmd_purge(struct ctl *c)
 		cJSON_AddNumberToObject(doc, "files", (double)n.files);
 		cJSON_AddNumberToObject(doc, "bytes", (double)n.bytes);
 		cJSON_AddNumberToObject(doc, "kept", (double)n.kept);
+		cJSON_AddNumberToObject(doc, "refused_outside_spool", (double)n.refused);
 		print_json(doc);
 		cJSON_Delete(doc);
 	} else {
@@ -1231,6 +1230,10 @@ cmd_purge(struct ctl *c)
 		if (n.kept > 0)
 			printf("kept %lld old studies with work pending or a dead dispatch "
 			    "(see triagectl list --dispatches --state dead)\n", (long long)n.kept);
+		if (n.refused > 0)
+			printf("WARNING: %lld settled studies have files recorded outside %s "
+			    "and were left alone (was spool_dir changed?)\n", (long long)n.refused,
+			    c->cfg->storage.spool_dir);
 	}
 	return EXIT_OK;
 }

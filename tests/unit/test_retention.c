@@ -254,19 +254,36 @@ static void
 test_retention_refuses_paths_outside_the_spool(void **state)
 {
 	struct fixture *f = *state;
+	struct retention_counts c = { 0 };
 	char outside[PATH_MAX];
 
 	snprintf(outside, sizeof(outside), "%s/precious.dcm", f->dir);
 	touch(outside);
-	sql(f, "UPDATE instances SET path = '%s' WHERE id = 11", outside);
-	assert_int_equal(retention_sweep(f->db, f->spool, 10000, 0, 100, NULL), -EPERM);
+	sql(f, "UPDATE instances SET path = '%s' WHERE id = 12", outside);
+	/* study 1 is left alone, whole; study 4 (settled too) goes on */
+	assert_int_equal(retention_sweep(f->db, f->spool, 10000, 0, 100, &c), 2);
+	assert_int_equal(c.refused, 1);
+	assert_int_equal(c.studies, 1);
 	assert_true(exists(outside));
-	/* rolled back: nothing of study 1 is marked removed */
-	assert_int_equal(scalar(f->db, "SELECT count(*) FROM instances WHERE removed_at"
-	    " IS NOT NULL"), 0);
-	sql(f, "UPDATE instances SET path = '%s/../precious.dcm' WHERE id = 11", f->spool);
-	assert_int_equal(retention_sweep(f->db, f->spool, 10000, 0, 100, NULL), -EPERM);
+	char p[PATH_MAX];
+	file_path(f, "studies", 1, 1, p, sizeof(p));
+	assert_true(exists(p));                  /* not half removed */
+	assert_int_equal(scalar(f->db, "SELECT count(*) FROM instances WHERE study_id = 1"
+	    " AND removed_at IS NOT NULL"), 0);
+	assert_int_equal(files_of(f, 4), 0);
+
+	sql(f, "UPDATE instances SET path = '%s/../precious.dcm' WHERE id = 12", f->spool);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(retention_sweep(f->db, f->spool, 10000, 0, 100, &c), 1);
+	assert_int_equal(c.refused, 1);
 	assert_true(exists(outside));
+
+	/* purge leaves it alone too, and counts it as kept */
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(retention_purge(f->db, f->spool, 10000, 0, false, &c), 0);
+	assert_int_equal(c.refused, 1);
+	assert_true(exists(outside));
+	assert_int_equal(scalar(f->db, "SELECT count(*) FROM studies WHERE id = 1"), 1);
 }
 
 static void
