@@ -8,6 +8,7 @@
  * the result builder (result.c). Version and size are checked before a
  * type is used, so a plug-in built against another ABI is refused.
  */
+#include "clock.h"
 #include "backend.h"
 
 #include <errno.h>
@@ -68,14 +69,7 @@ host_section_name(const struct triaged_section *s)
 	return s && s->cb ? s->cb->name : "reference";
 }
 
-static int64_t
-host_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t host_now_ms(void) { return mono_ms(); }
 
 static void *host_alloc(size_t n) { return malloc(n); }
 static void host_free(void *p) { free(p); }

@@ -28,6 +28,7 @@
  *   server's processing time after the upload); the whole request ends at
  *   the caller's deadline.
  */
+#include "clock.h"
 #include "dest.h"
 
 #include <cjson/cJSON.h>
@@ -69,15 +70,6 @@ static void
 curl_init_once(void)
 {
 	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- state ---------------------------------------------------------------- */

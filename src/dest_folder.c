@@ -16,6 +16,7 @@
  * copy uses copy_file_range() (reflink or in-kernel copy), falling back to
  * read/write. State is read-only after open(): sender threads share it.
  */
+#include "clock.h"
 #include "dest.h"
 
 #include <errno.h>
@@ -42,15 +43,6 @@ struct dest_folder_state {
 	char name[CONFIG_NAME_MAX + 1];
 	char root[PATH_MAX];
 };
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 folder_close(void *state)

@@ -15,6 +15,7 @@
  * every row keeps its attempts and last error, and becomes dead (kept,
  * retryable with triagectl retry) after max_age.
  */
+#include "clock.h"
 #include "dispatch.h"
 
 #include <errno.h>
@@ -284,15 +285,6 @@ claim(struct db *db, const char *dest, int64_t now, struct claimed *c)
 	sqlite3_finalize(q);
 	qsort(c, (size_t)n, sizeof(*c), cmp_claimed);
 	return n;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Record how each item of a batch ended. */

@@ -199,6 +199,25 @@ prepare(struct ctl *c, const char *sql)
 
 /* ---- status ------------------------------------------------------------- */
 
+/*
+ * Into OBJ, name -> count from SQL (two columns) over TABLE, when the
+ * schema has it; UNCONFIGURED: only names that are not a configured
+ * destination.
+ */
+static void
+add_counts(struct ctl *c, cJSON *obj, const char *table, const char *sql, bool unconfigured)
+{
+	sqlite3_stmt *st;
+
+	if (!table_exists(c, table) || !(st = prepare(c, sql)))
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (!unconfigured || !config_destination_find(c->cfg, col_text(st, 0)))
+			cJSON_AddNumberToObject(obj, col_text(st, 0),
+			    (double)sqlite3_column_int64(st, 1));
+	sqlite3_finalize(st);
+}
+
 static int
 cmd_status(struct ctl *c)
 {
@@ -260,33 +279,15 @@ cmd_status(struct ctl *c)
 	cJSON_AddNumberToObject(studies, "complete", (double)n_complete);
 	cJSON_AddNumberToObject(doc, "instances", (double)n_instances);
 	jobs = cJSON_AddObjectToObject(doc, "jobs");
-	if (table_exists(c, "jobs") && (st = prepare(c,
-	    "SELECT state, count(*) FROM jobs GROUP BY state"))) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			cJSON_AddNumberToObject(jobs, col_text(st, 0),
-			    (double)sqlite3_column_int64(st, 1));
-		sqlite3_finalize(st);
-	}
+	add_counts(c, jobs, "jobs", "SELECT state, count(*) FROM jobs GROUP BY state", false);
 	cJSON *disp = cJSON_AddObjectToObject(doc, "dispatches");
-	if (table_exists(c, "dispatches") && (st = prepare(c,
-	    "SELECT state, count(*) FROM dispatches GROUP BY state"))) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			cJSON_AddNumberToObject(disp, col_text(st, 0),
-			    (double)sqlite3_column_int64(st, 1));
-		sqlite3_finalize(st);
-	}
+	add_counts(c, disp, "dispatches", "SELECT state, count(*) FROM dispatches GROUP BY state",
+	    false);
 	/* undelivered dispatches whose destination has left the configuration:
 	 * nobody sends them until it comes back */
 	cJSON *orphans = cJSON_AddObjectToObject(doc, "unconfigured_destinations");
-	if (table_exists(c, "dispatches") && (st = prepare(c,
-	    "SELECT destination, count(*) FROM dispatches"
-	    " WHERE state IN ('pending','sending','dead') GROUP BY destination"))) {
-		while (sqlite3_step(st) == SQLITE_ROW)
-			if (!config_destination_find(c->cfg, col_text(st, 0)))
-				cJSON_AddNumberToObject(orphans, col_text(st, 0),
-				    (double)sqlite3_column_int64(st, 1));
-		sqlite3_finalize(st);
-	}
+	add_counts(c, orphans, "dispatches", "SELECT destination, count(*) FROM dispatches"
+	    " WHERE state IN ('pending','sending','dead') GROUP BY destination", true);
 	cJSON_AddNumberToObject(doc, "oldest_receiving_age_s",
 	    oldest > 0 ? (double)(now - oldest) : 0);
 	/* the oldest job still waiting for its analysis */

@@ -51,6 +51,7 @@
 #include <vector>
 
 #include "dicom/dicom.h"
+#include "dicom/dicom_err.h"
 #include "dicom/dicom_j2k.h"
 #include "triaged/backend.h"
 
@@ -60,21 +61,6 @@ const uint64_t MAX_FRAME_PIXELS = (uint64_t)1 << 26;   /* 8192 x 8192 */
 const uint64_t MAX_TOTAL_PIXELS = (uint64_t)1 << 31;
 /* stored-value ranges up to this size are mapped through a table */
 const int64_t MAX_LUT = (int64_t)1 << 20;
-
-int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-int
-set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* An unsigned attribute (US, or an integer string): false when absent or
  * not a non-negative integer. */

@@ -33,27 +33,13 @@
 #include <memory>
 #include <vector>
 
+#include "dicom/dicom_err.h"
 #include "dicom/dicom_j2k.h"
 
 namespace {
 
 /* a codestream larger than this is refused (it is one frame) */
 const uint64_t MAX_CODESTREAM = (uint64_t)1 << 30;
-
-int j2k_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-int
-j2k_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 /* ---- fragments of one frame --------------------------------------------- */
 
@@ -76,25 +62,25 @@ frame_items(DcmPixelSequence *seq, uint32_t index, uint32_t frames, unsigned lon
 	DcmPixelItem *it = NULL;
 
 	if (n < 2)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: no fragments");
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: no fragments");
 	if (frames == 1) {
 		first = 1;
 		last = n - 1;
 		return 0;
 	}
 	if (seq->getItem(it, 0).bad() || !it)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: no offset table");
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: no offset table");
 	Uint32 botlen = it->getLength();
 	if (botlen != 0 && botlen == 4ull * frames) {
 		Uint8 *b = NULL;
 		if (it->getUint8Array(b).bad() || !b)
-			return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: unreadable offset table");
+			return set_err(err, errlen, -EBADMSG, "JPEG 2000: unreadable offset table");
 		std::vector<uint64_t> off(frames);
 		for (uint32_t i = 0; i < frames; i++) {
 			off[i] = (uint64_t)b[4 * i] | (uint64_t)b[4 * i + 1] << 8 |
 			    (uint64_t)b[4 * i + 2] << 16 | (uint64_t)b[4 * i + 3] << 24;
 			if (i ? off[i] <= off[i - 1] : off[i] != 0)
-				return j2k_err(err, errlen, -EBADMSG,
+				return set_err(err, errlen, -EBADMSG,
 				    "JPEG 2000: offset table not increasing");
 		}
 		uint64_t start = off[index];
@@ -111,7 +97,7 @@ frame_items(DcmPixelSequence *seq, uint32_t index, uint32_t frames, unsigned lon
 			pos += 8 + (uint64_t)it->getLength();
 		}
 		if (!first)
-			return j2k_err(err, errlen, -EBADMSG,
+			return set_err(err, errlen, -EBADMSG,
 			    "JPEG 2000: offset table does not match the fragments");
 		return 0;
 	}
@@ -135,7 +121,7 @@ frame_items(DcmPixelSequence *seq, uint32_t index, uint32_t frames, unsigned lon
 			last = i;
 	}
 	if (!first)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: frame %u not found "
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: frame %u not found "
 		    "among %lu fragments", index + 1, n - 1);
 	return 0;
 }
@@ -148,10 +134,10 @@ frame_bytes(DcmDataset *ds, uint32_t index, uint32_t frames, std::vector<uint8_t
 	DcmPixelSequence *seq = NULL;
 
 	if (ds->findAndGetElement(DCM_PixelData, e).bad() || !e)
-		return j2k_err(err, errlen, -ENOTSUP, "no pixel data");
+		return set_err(err, errlen, -ENOTSUP, "no pixel data");
 	DcmPixelData *pd = OFstatic_cast(DcmPixelData *, e);
 	if (pd->getEncapsulatedRepresentation(ds->getOriginalXfer(), NULL, seq).bad() || !seq)
-		return j2k_err(err, errlen, -EBADMSG,
+		return set_err(err, errlen, -EBADMSG,
 		    "JPEG 2000 transfer syntax but the pixel data is not encapsulated");
 	unsigned long first = 0, last = 0;
 	int r = frame_items(seq, index, frames, first, last, err, errlen);
@@ -161,11 +147,11 @@ frame_bytes(DcmDataset *ds, uint32_t index, uint32_t frames, std::vector<uint8_t
 	for (unsigned long i = first; i <= last; i++) {
 		DcmPixelItem *it = NULL;
 		if (seq->getItem(it, i).bad() || !it)
-			return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: fragment %lu missing", i);
+			return set_err(err, errlen, -EBADMSG, "JPEG 2000: fragment %lu missing", i);
 		total += it->getLength();
 	}
 	if (total == 0 || total > MAX_CODESTREAM)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: codestream of %llu bytes",
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: codestream of %llu bytes",
 		    (unsigned long long)total);
 	out.reserve((size_t)total);
 	for (unsigned long i = first; i <= last; i++) {
@@ -176,7 +162,7 @@ frame_bytes(DcmDataset *ds, uint32_t index, uint32_t frames, std::vector<uint8_t
 		if (len == 0)
 			continue;
 		if (it->getUint8Array(p).bad() || !p)
-			return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: fragment %lu unreadable", i);
+			return set_err(err, errlen, -EBADMSG, "JPEG 2000: fragment %lu unreadable", i);
 		out.insert(out.end(), p, p + len);
 	}
 	return 0;
@@ -294,7 +280,7 @@ opj_run(const std::vector<uint8_t> &data, uint32_t rows, uint32_t cols, uint32_t
 	    data[2] == 0xff && data[3] == 0x51)
 		fmt = OPJ_CODEC_J2K;
 	else
-		return j2k_err(err, errlen, -EBADMSG,
+		return set_err(err, errlen, -EBADMSG,
 		    "JPEG 2000: fragment is neither a codestream nor a JP2 file");
 
 	job.mem.data = data.data();
@@ -303,7 +289,7 @@ opj_run(const std::vector<uint8_t> &data, uint32_t rows, uint32_t cols, uint32_t
 	job.stream = opj_stream_create(OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
 	job.codec = opj_create_decompress(fmt);
 	if (!job.stream || !job.codec)
-		return j2k_err(err, errlen, -ENOMEM, "JPEG 2000: out of memory");
+		return set_err(err, errlen, -ENOMEM, "JPEG 2000: out of memory");
 	opj_stream_set_user_data(job.stream, &job.mem, NULL);
 	opj_stream_set_user_data_length(job.stream, job.mem.len);
 	opj_stream_set_read_function(job.stream, mem_read);
@@ -316,28 +302,28 @@ opj_run(const std::vector<uint8_t> &data, uint32_t rows, uint32_t cols, uint32_t
 	opj_dparameters_t par;
 	opj_set_default_decoder_parameters(&par);
 	if (!opj_setup_decoder(job.codec, &par))
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: %s",
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: %s",
 		    job.msgs.first[0] ? job.msgs.first : "cannot set up the decoder");
 	/* one thread: the daemon runs several workers already */
 	(void)opj_codec_set_threads(job.codec, 1);
 	if (!opj_read_header(job.stream, job.codec, &job.image) || !job.image)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: %s",
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: %s",
 		    job.msgs.first[0] ? job.msgs.first : "cannot read the header");
 
 	opj_image_t *im = job.image;
 	if (im->numcomps < spp || im->numcomps == 0)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: %u components, "
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: %u components, "
 		    "Samples per Pixel is %u", im->numcomps, spp);
 	if (im->x1 <= im->x0 || im->y1 <= im->y0 || im->x1 - im->x0 != cols ||
 	    im->y1 - im->y0 != rows)
-		return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: codestream is %ux%u, "
+		return set_err(err, errlen, -EBADMSG, "JPEG 2000: codestream is %ux%u, "
 		    "the dataset says %ux%u", im->x1 - im->x0, im->y1 - im->y0, cols, rows);
 	for (uint32_t c = 0; c < spp; c++) {
 		if (im->comps[c].dx != 1 || im->comps[c].dy != 1)
-			return j2k_err(err, errlen, -ENOTSUP,
+			return set_err(err, errlen, -ENOTSUP,
 			    "JPEG 2000: subsampled components are not supported");
 		if (im->comps[c].prec < 1 || im->comps[c].prec > 16)
-			return j2k_err(err, errlen, -ENOTSUP, "JPEG 2000: %u-bit samples",
+			return set_err(err, errlen, -ENOTSUP, "JPEG 2000: %u-bit samples",
 			    im->comps[c].prec);
 	}
 	if (reduce) {
@@ -355,17 +341,17 @@ opj_run(const std::vector<uint8_t> &data, uint32_t rows, uint32_t cols, uint32_t
 		if (reduce >= levels)
 			reduce = levels ? levels - 1 : 0;
 		if (reduce && !opj_set_decoded_resolution_factor(job.codec, reduce))
-			return j2k_err(err, errlen, -EAGAIN, "JPEG 2000: %s",
+			return set_err(err, errlen, -EAGAIN, "JPEG 2000: %s",
 			    job.msgs.first[0] ? job.msgs.first : "cannot reduce the resolution");
 	}
 	if (!opj_decode(job.codec, job.stream, im) || !opj_end_decompress(job.codec, job.stream))
-		return j2k_err(err, errlen, reduce ? -EAGAIN : -EBADMSG, "JPEG 2000: %s",
+		return set_err(err, errlen, reduce ? -EAGAIN : -EBADMSG, "JPEG 2000: %s",
 		    job.msgs.first[0] ? job.msgs.first : "cannot decode the codestream");
 	uint32_t w = ceildivpow2(im->x1, reduce) - ceildivpow2(im->x0, reduce);
 	uint32_t h = ceildivpow2(im->y1, reduce) - ceildivpow2(im->y0, reduce);
 	for (uint32_t c = 0; c < spp; c++) {
 		if (!im->comps[c].data || im->comps[c].w != w || im->comps[c].h != h)
-			return j2k_err(err, errlen, -EBADMSG, "JPEG 2000: component %u decoded "
+			return set_err(err, errlen, -EBADMSG, "JPEG 2000: component %u decoded "
 			    "as %ux%u, expected %ux%u", c, im->comps[c].w, im->comps[c].h, w, h);
 	}
 	return 0;
@@ -416,7 +402,7 @@ dicom_j2k_decode_frame(DcmDataset *ds, uint32_t index, uint32_t frames, uint32_t
 	pd->setVR(EVR_OW);
 	Uint16 *dst = NULL;
 	if (pd->createUint16Array((Uint32)(n * spp), dst).bad() || !dst)
-		return j2k_err(err, errlen, -ENOMEM, "out of memory");
+		return set_err(err, errlen, -ENOMEM, "out of memory");
 	for (uint32_t c = 0; c < spp; c++) {
 		const OPJ_INT32 *src = im->comps[c].data;
 		Uint16 *d = dst + c;
@@ -441,7 +427,7 @@ dicom_j2k_decode_frame(DcmDataset *ds, uint32_t index, uint32_t frames, uint32_t
 
 	/* replaces (and frees) the encapsulated pixel data */
 	if (ds->insert(pd.get(), OFTrue).bad())
-		return j2k_err(err, errlen, -ENOMEM, "cannot store the decoded frame");
+		return set_err(err, errlen, -ENOMEM, "cannot store the decoded frame");
 	pd.release();
 	bool ok = ds->putAndInsertUint16(DCM_Rows, (Uint16)h).good() &&
 	    ds->putAndInsertUint16(DCM_Columns, (Uint16)w).good() &&
@@ -456,7 +442,7 @@ dicom_j2k_decode_frame(DcmDataset *ds, uint32_t index, uint32_t frames, uint32_t
 	if (ok)
 		(void)ds->findAndDeleteElement(DCM_NumberOfFrames);
 	if (!ok)
-		return j2k_err(err, errlen, -ENOMEM, "cannot update the dataset");
+		return set_err(err, errlen, -ENOMEM, "cannot update the dataset");
 	out->width = w;
 	out->height = h;
 	out->reduce = reduce;

@@ -15,6 +15,8 @@
 #include <memory>
 #include <string>
 
+#include "dicom/dicom_err.h"
+
 class DcmFileFormat;
 class DcmItem;
 struct dicom_result_info;
@@ -34,8 +36,6 @@ struct source {
 	uint32_t rows = 0, columns = 0, frames = 1;
 };
 
-int set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* Valid UTF-8, no control characters, trimmed, at most MAXBYTES bytes. */
 std::string clean_text(const char *s, size_t maxbytes);
 /* The algorithm's name (else the backend's), and "name version". */

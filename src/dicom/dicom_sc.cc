@@ -66,18 +66,6 @@ namespace dicom_results {
 
 /* ---- errors and text ----------------------------------------------------- */
 
-int
-set_err(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	if (err && errlen) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
-
 /* S as valid UTF-8 of at most MAXBYTES bytes: control characters become
  * spaces, invalid bytes '?', outer spaces trimmed, a character never cut. */
 std::string

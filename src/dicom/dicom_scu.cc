@@ -60,6 +60,7 @@
 #include <string>
 #include <vector>
 
+#include "clock.h"
 #include "dicom/dicom.h"
 #include "log.h"
 
@@ -77,15 +78,6 @@ set_globals_once()
 	std::call_once(connect_timeout_once, [] {
 		dcmConnectionTimeout.set(CONNECT_TIMEOUT_S);
 	});
-}
-
-int64_t
-mono_ms()
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* snprintf into a fixed buffer, never failing. */

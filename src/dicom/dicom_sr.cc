@@ -335,6 +335,20 @@ remap_regions(DSRDocumentTree &tree)
 	} while (tree.iterate());
 }
 
+/* The ids of the content items of type VT, in document order. */
+std::vector<size_t>
+nodes_of_type(DSRDocumentTree &tree, DSRTypes::E_ValueType vt)
+{
+	std::vector<size_t> ids;
+	if (!tree.gotoRoot())
+		return ids;
+	do {
+		if (tree.getCurrentContentItem().getValueType() == vt)
+			ids.push_back(tree.getNodeID());
+	} while (tree.iterate());
+	return ids;
+}
+
 /* TID 4019 (Algorithm Name, Version) under every measurement (NUM in a
  * Measurement Group): TID 300 includes it as HAS CONCEPT MOD; DCMTK 3.6.7
  * has no call for it. */
@@ -342,14 +356,7 @@ void
 add_algorithm_identification(DSRDocumentTree &tree, const std::string &name,
     const std::string &version)
 {
-	std::vector<size_t> nums;
-	if (!tree.gotoRoot())
-		return;
-	do {
-		if (tree.getCurrentContentItem().getValueType() == DSRTypes::VT_Num)
-			nums.push_back(tree.getNodeID());
-	} while (tree.iterate());
-	for (size_t id : nums) {
+	for (size_t id : nodes_of_type(tree, DSRTypes::VT_Num)) {
 		if (tree.gotoNode(id) != id)
 			throw sr_error{ EC_IllegalParameter, "measurement node lost" };
 		bool in_group = tree.goUp() &&
@@ -378,13 +385,7 @@ add_algorithm_identification(DSRDocumentTree &tree, const std::string &name,
 void
 fix_library_refs(DSRDocumentTree &tree, const std::vector<struct source> &srcs)
 {
-	std::vector<size_t> images;
-	if (!tree.gotoRoot())
-		return;
-	do {
-		if (tree.getCurrentContentItem().getValueType() == DSRTypes::VT_Image)
-			images.push_back(tree.getNodeID());
-	} while (tree.iterate());
+	std::vector<size_t> images = nodes_of_type(tree, DSRTypes::VT_Image);
 	size_t k = 0;
 	for (size_t id : images) {
 		if (tree.gotoNode(id) != id || !tree.goUp() ||

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "db_scalar.h"
 
 struct fixture {
 	char dir[PATH_MAX];
@@ -69,18 +70,6 @@ insert(struct db *db, const char *study, const char *sop, const char *modality, 
 	    .calling_ae = "CR1", .peer_ip = "127.0.0.1", .dimse_priority = 0,
 	    .received_at = t };
 	return db_instance_insert(db, &in);
-}
-
-static int64_t
-scalar(struct db *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v = -1;
-	assert_int_equal(sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 static void

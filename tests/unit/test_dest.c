@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "config.h"
 #include "dest.h"
 #include "dicom/dicom.h"
@@ -60,15 +61,6 @@ group_teardown(void **state)
 	(void)state;
 	dicom_global_done();
 	return 0;
-}
-
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void

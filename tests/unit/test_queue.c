@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "db_scalar.h"
 #include "queue.h"
 
 struct fixture {
@@ -51,18 +52,6 @@ teardown(void **state)
 	assert_int_equal(system(cmd), 0);
 	free(f);
 	return 0;
-}
-
-static int64_t
-scalar(struct db *db, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v = -1;
-	assert_int_equal(sqlite3_prepare_v2(db_handle(db), sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 static void

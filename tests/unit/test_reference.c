@@ -318,17 +318,25 @@ test_reference_is_deterministic(void **state)
 	free(t);
 }
 
+/* A one-image DX hand study (a synthetic 200 x 240 image) of AGE years. */
+static struct test_study *
+hand_study(double age)
+{
+	uint16_t *px = synthetic(200, 240, 0, 0, 1, 0);
+	assert_int_equal(fake_host_add_image(&fh, "synthetic:hand", 200, 240, px, 1.0), 0);
+	free(px);
+	struct test_study *t = study_new();
+	t->st.patient_age_years = age;
+	study_add(t, "synthetic:hand", "DX", "hand", 200, 240);
+	return t;
+}
+
 /* [backend NAME] task overrides what the route's name would choose. */
 static void
 test_reference_task_key(void **state)
 {
 	(void)state;
-	uint16_t *px = synthetic(200, 240, 0, 0, 1, 0);
-	assert_int_equal(fake_host_add_image(&fh, "synthetic:hand", 200, 240, px, 1.0), 0);
-	free(px);
-	struct test_study *t = study_new();
-	t->st.patient_age_years = 9;
-	study_add(t, "synthetic:hand", "DX", "hand", 200, 240);
+	struct test_study *t = hand_study(9);
 
 	fake_host_config("task", "findings");
 	t->st.route = "bone-age";
@@ -363,12 +371,7 @@ static void
 test_reference_hand_reports_chronological_age(void **state)
 {
 	(void)state;
-	uint16_t *px = synthetic(200, 240, 0, 0, 1, 0);
-	assert_int_equal(fake_host_add_image(&fh, "synthetic:hand", 200, 240, px, 1.0), 0);
-	free(px);
-	struct test_study *t = study_new();
-	t->st.patient_age_years = 11.5;
-	study_add(t, "synthetic:hand", "DX", "hand", 200, 240);
+	struct test_study *t = hand_study(11.5);
 
 	/* task = auto, a route that is not about bone age: findings only */
 	struct run r = run_study(t, 0);
